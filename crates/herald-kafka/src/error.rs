@@ -1,0 +1,29 @@
+//! Typed errors of the Kafka layer.
+
+use rdkafka::types::RDKafkaErrorCode;
+
+/// What went wrong talking to Kafka.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    /// librdkafka refused a configuration or a request.
+    #[error("kafka client error: {0}")]
+    Client(#[from] rdkafka::error::KafkaError),
+    /// The broker refused an operation on one topic.
+    #[error("kafka refused {operation} on topic {topic:?}: {code}")]
+    Topic {
+        /// What was attempted (`create`, `delete`).
+        operation: &'static str,
+        /// The topic concerned.
+        topic: String,
+        /// The broker's error code.
+        code: RDKafkaErrorCode,
+    },
+    /// The cluster did not reach the expected state in time.
+    #[error("timed out after {waited_ms} ms waiting for {what}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long it was awaited.
+        waited_ms: u128,
+    },
+}

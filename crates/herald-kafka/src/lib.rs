@@ -1,0 +1,26 @@
+//! Herald's Kafka layer: how every service connects to the cluster and manages topics.
+//!
+//! # Layout
+//! - [`config`]: the `[kafka]` configuration section and the librdkafka settings it produces.
+//! - [`admin`]: idempotent topic creation, cluster metadata and committed-offset look-ups.
+//! - [`error`]: the typed errors callers branch on.
+//! - `testkit` (feature `testkit`): per-test topic prefixes and produce/consume helpers for
+//!   tests that run against the real broker.
+//!
+//! # Architecture invariant
+//! This is the only crate that links rdkafka. It knows nothing about channels, subscriptions
+//! or Avro: it moves bytes and offsets, and the crates above it give them meaning.
+
+pub mod admin;
+pub mod config;
+pub mod error;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use admin::{Admin, ClusterInfo, TopicOutcome, TopicSpec};
+pub use config::KafkaConfig;
+pub use error::KafkaError;
+
+/// Re-exported so that crates above this one can name client types without linking rdkafka
+/// themselves.
+pub use rdkafka;

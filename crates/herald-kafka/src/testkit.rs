@@ -1,0 +1,293 @@
+//! Helpers for tests that run against the real broker started by `scripts/services up`.
+//!
+//! Every test gets its own topic prefix, so tests run in parallel against one broker and a
+//! second run of the suite never reads the first run's leftovers. The broker address comes
+//! from `HERALD_TEST_BROKERS` (set by `scripts/test`); when it is missing the helpers panic
+//! with a message saying how to start the services, because a broker test that quietly skips
+//! itself proves nothing.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::{Admin, KafkaConfig, TopicSpec};
+
+/// Reads a required environment variable or explains how to get it set.
+fn required_env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => value,
+        _ => panic!(
+            "{name} is not set: this test needs the real Kafka broker and schema registry. \
+             Run it through `scripts/test`, or start them with `scripts/services up` and \
+             export the variables that `scripts/services env` prints."
+        ),
+    }
+}
+
+/// The bootstrap servers of the test broker, from `HERALD_TEST_BROKERS`.
+pub fn test_brokers() -> String {
+    required_env("HERALD_TEST_BROKERS")
+}
+
+/// The base URL of the test schema registry's Confluent-compatible API, from
+/// `HERALD_TEST_REGISTRY`.
+pub fn test_registry() -> String {
+    required_env("HERALD_TEST_REGISTRY")
+}
+
+/// Whether reads see only committed transactional records or everything written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// `isolation.level=read_committed`: what Herald's consumers use.
+    ReadCommitted,
+    /// `isolation.level=read_uncommitted`: shows aborted and open transactions too.
+    ReadUncommitted,
+}
+
+impl Isolation {
+    fn as_config(self) -> &'static str {
+        match self {
+            Isolation::ReadCommitted => "read_committed",
+            Isolation::ReadUncommitted => "read_uncommitted",
+        }
+    }
+}
+
+/// A record for [`TestKafka::produce`]: `(key, value, headers as (name, value) pairs)`.
+pub type OutgoingRecord<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
+/// A record read back by [`TestKafka::read_topic`], detached from the consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadRecord {
+    /// The partition it was read from.
+    pub partition: i32,
+    /// Its offset in that partition.
+    pub offset: i64,
+    /// Its key, if any.
+    pub key: Option<Vec<u8>>,
+    /// Its value, if any (a tombstone has none).
+    pub value: Option<Vec<u8>>,
+    /// Its headers in order.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl ReadRecord {
+    /// The value as UTF-8 text, for assertions on text payloads.
+    pub fn value_str(&self) -> &str {
+        self.value
+            .as_deref()
+            .map(|v| std::str::from_utf8(v).expect("record value is not UTF-8"))
+            .unwrap_or("")
+    }
+}
+
+/// One test's view of the broker: its own topic prefix, clients and helpers.
+pub struct TestKafka {
+    config: KafkaConfig,
+    prefix: String,
+    admin: Admin,
+}
+
+impl TestKafka {
+    /// Connects to the broker in `HERALD_TEST_BROKERS` under a prefix unique to this test run.
+    pub fn new(test_name: &str) -> Self {
+        Self::with_brokers(&test_brokers(), test_name)
+    }
+
+    /// Connects to `brokers` (a real broker, or a mock cluster in tests that prove the mock
+    /// differs) under a unique prefix.
+    pub fn with_brokers(brokers: &str, test_name: &str) -> Self {
+        let config = KafkaConfig::new(brokers);
+        let admin = Admin::new(&config).expect("the admin client could not be created");
+        let sanitized: String = test_name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .take(60)
+            .collect();
+        // The random part keeps a re-run (or a parallel run) away from earlier data.
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        let prefix = format!("t-{sanitized}-{}", &run[..8]);
+        Self {
+            config,
+            prefix,
+            admin,
+        }
+    }
+
+    /// This test's prefix; hand it to services under test as their topic prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The connection settings of the broker under test.
+    pub fn config(&self) -> &KafkaConfig {
+        &self.config
+    }
+
+    /// The admin client.
+    pub fn admin(&self) -> &Admin {
+        &self.admin
+    }
+
+    /// The full name of this test's topic `suffix`.
+    pub fn topic(&self, suffix: &str) -> String {
+        format!("{}.{suffix}", self.prefix)
+    }
+
+    /// A consumer-group name unique to this test.
+    pub fn group(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.prefix)
+    }
+
+    /// Creates this test's topic `suffix` with `partitions` partitions and returns its name.
+    pub async fn create_topic(&self, suffix: &str, partitions: i32) -> String {
+        let name = self.topic(suffix);
+        self.admin
+            .ensure_topics(&[TopicSpec::new(&name, partitions)])
+            .await
+            .unwrap_or_else(|e| panic!("creating topic {name}: {e}"));
+        name
+    }
+
+    /// An idempotent producer.
+    pub fn producer(&self) -> BaseProducer {
+        self.config
+            .client_config()
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .create()
+            .expect("the producer could not be created")
+    }
+
+    /// A transactional producer with `transactional.id` = `txn_id`, transactions initialised.
+    pub fn transactional_producer(&self, txn_id: &str) -> BaseProducer {
+        let producer: BaseProducer = self
+            .config
+            .client_config()
+            .set("transactional.id", txn_id)
+            .set("linger.ms", "5")
+            .create()
+            .expect("the transactional producer could not be created");
+        producer
+            .init_transactions(Duration::from_secs(30))
+            .expect("init_transactions failed");
+        producer
+    }
+
+    /// A consumer in `group` with auto-commit and auto offset store off, reading from the
+    /// earliest offset, as Herald's services do.
+    pub fn consumer(&self, group: &str, isolation: Isolation) -> BaseConsumer {
+        self.config
+            .client_config()
+            .set("group.id", group)
+            .set("group.protocol", "consumer")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", isolation.as_config())
+            .create()
+            .expect("the consumer could not be created")
+    }
+
+    /// Produces records to `topic` and waits until all are acknowledged.
+    pub fn produce(&self, topic: &str, records: &[OutgoingRecord<'_>]) {
+        let producer = self.producer();
+        for (key, value, headers) in records {
+            let headers = headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
+                h.insert(Header {
+                    key: k,
+                    value: Some(*v),
+                })
+            });
+            producer
+                .send(
+                    BaseRecord::to(topic)
+                        .key(*key)
+                        .payload(*value)
+                        .headers(headers),
+                )
+                .map_err(|(e, _)| e)
+                .expect("enqueueing a record failed");
+        }
+        producer
+            .flush(Duration::from_secs(30))
+            .expect("flushing the producer failed");
+    }
+
+    /// Reads `topic` from the beginning of every partition without joining a group, until at
+    /// least `min_records` records have arrived and every partition has reached its end (for
+    /// `read_committed`, the last stable offset), or until `timeout`. Returns what it read;
+    /// callers assert on it, so a short read shows up as a clear assertion failure.
+    pub fn read_topic(
+        &self,
+        topic: &str,
+        isolation: Isolation,
+        min_records: usize,
+        timeout: Duration,
+    ) -> Vec<ReadRecord> {
+        let consumer: BaseConsumer = self
+            .config
+            .client_config()
+            .set("group.id", self.group("reader"))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .set("isolation.level", isolation.as_config())
+            .create()
+            .expect("the reader could not be created");
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("fetching the topic's metadata failed");
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic)
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        assert!(!partitions.is_empty(), "topic {topic} has no partitions");
+        let mut assignment = TopicPartitionList::new();
+        for partition in &partitions {
+            assignment
+                .add_partition_offset(topic, *partition, Offset::Beginning)
+                .expect("building the assignment failed");
+        }
+        consumer.assign(&assignment).expect("assign failed");
+
+        let mut records = Vec::new();
+        let mut at_end = std::collections::HashSet::new();
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            match consumer.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(partition))) => {
+                    at_end.insert(partition);
+                    if records.len() >= min_records && at_end.len() == partitions.len() {
+                        break;
+                    }
+                }
+                Some(Err(e)) => panic!("reading {topic}: {e}"),
+                Some(Ok(message)) => {
+                    at_end.remove(&message.partition());
+                    records.push(ReadRecord {
+                        partition: message.partition(),
+                        offset: message.offset(),
+                        key: message.key().map(<[u8]>::to_vec),
+                        value: message.payload().map(<[u8]>::to_vec),
+                        headers: message
+                            .headers()
+                            .map(|headers| {
+                                headers
+                                    .iter()
+                                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                    });
+                }
+            }
+        }
+        records
+    }
+}
