@@ -4,6 +4,7 @@
 //! - [`config`]: the `[kafka]` configuration section and the librdkafka settings it produces.
 //! - [`admin`]: idempotent topic creation, cluster metadata and committed-offset look-ups.
 //! - [`error`]: the typed errors callers branch on.
+//! - [`producer`]: an idempotent producer of byte records for crates that do not link rdkafka.
 //! - `testkit` (feature `testkit`): per-test topic prefixes and produce/consume helpers for
 //!   tests that run against the real broker.
 //!
@@ -14,12 +15,14 @@
 pub mod admin;
 pub mod config;
 pub mod error;
+pub mod producer;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
 pub use admin::{Admin, ClusterInfo, TopicOutcome, TopicSpec};
 pub use config::KafkaConfig;
 pub use error::KafkaError;
+pub use producer::{Landed, RecordProducer};
 
 /// Re-exported so that crates above this one can name client types without linking rdkafka
 /// themselves.

@@ -1,5 +1,13 @@
 //! `herald`: the one binary of Herald. Each subcommand wires library crates together and holds
 //! no logic of its own, so that everything it does is tested in the crates.
+//!
+//! # Layout
+//! - `main.rs`: argument parsing and dispatch.
+//! - `schemas.rs`: `herald schemas register`.
+//! - `produce.rs`: `herald produce`.
+
+mod produce;
+mod schemas;
 
 use std::time::Duration;
 
@@ -14,6 +22,21 @@ struct Cli {
     command: Command,
 }
 
+/// Where the cluster and the registry are; shared by the subcommands that need them.
+#[derive(Debug, clap::Args)]
+struct Endpoints {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "HERALD_BROKERS", default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// Base URL of the schema registry's Confluent-compatible API.
+    #[arg(
+        long,
+        env = "HERALD_REGISTRY",
+        default_value = "http://127.0.0.1:8081/apis/ccompat/v7"
+    )]
+    registry: String,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Checks that the Kafka cluster answers and prints its brokers.
@@ -25,6 +48,14 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         timeout_secs: u64,
     },
+    /// Manages the Avro schemas in the schema registry.
+    Schemas {
+        #[command(subcommand)]
+        command: schemas::SchemasCommand,
+    },
+    /// Encodes JSON events to Avro with their registered schema and produces them with
+    /// CloudEvents headers and a traceparent.
+    Produce(produce::ProduceArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,11 +66,14 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     match Cli::parse().command {
         Command::Check {
             brokers,
             timeout_secs,
         } => check(&brokers, Duration::from_secs(timeout_secs)),
+        Command::Schemas { command } => runtime.block_on(schemas::run(command)),
+        Command::Produce(args) => runtime.block_on(produce::run(args)),
     }
 }
 

@@ -1,0 +1,1 @@
+//! Integration tests of the event producer against the real broker and registry.
