@@ -30,6 +30,9 @@ pub mod registry;
 pub mod schema;
 pub mod subjects;
 
+#[cfg(test)]
+mod properties;
+
 pub use catalog::Catalog;
 pub use cloudevents::Attributes;
 pub use decode::{Decoder, Event, EventData, RawRecord};

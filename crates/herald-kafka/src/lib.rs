@@ -5,6 +5,7 @@
 //! - [`admin`]: idempotent topic creation, cluster metadata and committed-offset look-ups.
 //! - [`error`]: the typed errors callers branch on.
 //! - [`producer`]: an idempotent producer of byte records for crates that do not link rdkafka.
+//! - [`reader`]: reading a topic from its beginning to its end, outside any consumer group.
 //! - `testkit` (feature `testkit`): per-test topic prefixes and produce/consume helpers for
 //!   tests that run against the real broker.
 //!
@@ -16,6 +17,7 @@ pub mod admin;
 pub mod config;
 pub mod error;
 pub mod producer;
+pub mod reader;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 

@@ -6,13 +6,14 @@
 //! with a message saying how to start the services, because a broker test that quietly skips
 //! itself proves nothing.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
 
+pub use crate::reader::{Isolation, ReadRecord};
+use crate::reader::{ReadOptions, read_from_beginning};
 use crate::{Admin, KafkaConfig, TopicSpec};
 
 /// Reads a required environment variable or explains how to get it set.
@@ -38,51 +39,8 @@ pub fn test_registry() -> String {
     required_env("HERALD_TEST_REGISTRY")
 }
 
-/// Whether reads see only committed transactional records or everything written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Isolation {
-    /// `isolation.level=read_committed`: what Herald's consumers use.
-    ReadCommitted,
-    /// `isolation.level=read_uncommitted`: shows aborted and open transactions too.
-    ReadUncommitted,
-}
-
-impl Isolation {
-    fn as_config(self) -> &'static str {
-        match self {
-            Isolation::ReadCommitted => "read_committed",
-            Isolation::ReadUncommitted => "read_uncommitted",
-        }
-    }
-}
-
 /// A record for [`TestKafka::produce`]: `(key, value, headers as (name, value) pairs)`.
 pub type OutgoingRecord<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
-
-/// A record read back by [`TestKafka::read_topic`], detached from the consumer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReadRecord {
-    /// The partition it was read from.
-    pub partition: i32,
-    /// Its offset in that partition.
-    pub offset: i64,
-    /// Its key, if any.
-    pub key: Option<Vec<u8>>,
-    /// Its value, if any (a tombstone has none).
-    pub value: Option<Vec<u8>>,
-    /// Its headers in order.
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
-}
-
-impl ReadRecord {
-    /// The value as UTF-8 text, for assertions on text payloads.
-    pub fn value_str(&self) -> &str {
-        self.value
-            .as_deref()
-            .map(|v| std::str::from_utf8(v).expect("record value is not UTF-8"))
-            .unwrap_or("")
-    }
-}
 
 /// One test's view of the broker: its own topic prefix, clients and helpers.
 pub struct TestKafka {
@@ -228,66 +186,13 @@ impl TestKafka {
         min_records: usize,
         timeout: Duration,
     ) -> Vec<ReadRecord> {
-        let consumer: BaseConsumer = self
-            .config
-            .client_config()
-            .set("group.id", self.group("reader"))
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
-            .set("isolation.level", isolation.as_config())
-            .create()
-            .expect("the reader could not be created");
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .expect("fetching the topic's metadata failed");
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic)
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        assert!(!partitions.is_empty(), "topic {topic} has no partitions");
-        let mut assignment = TopicPartitionList::new();
-        for partition in &partitions {
-            assignment
-                .add_partition_offset(topic, *partition, Offset::Beginning)
-                .expect("building the assignment failed");
-        }
-        consumer.assign(&assignment).expect("assign failed");
-
-        let mut records = Vec::new();
-        let mut at_end = std::collections::HashSet::new();
-        let started = Instant::now();
-        while started.elapsed() < timeout {
-            match consumer.poll(Duration::from_millis(100)) {
-                None => {}
-                Some(Err(rdkafka::error::KafkaError::PartitionEOF(partition))) => {
-                    at_end.insert(partition);
-                    if records.len() >= min_records && at_end.len() == partitions.len() {
-                        break;
-                    }
-                }
-                Some(Err(e)) => panic!("reading {topic}: {e}"),
-                Some(Ok(message)) => {
-                    at_end.remove(&message.partition());
-                    records.push(ReadRecord {
-                        partition: message.partition(),
-                        offset: message.offset(),
-                        key: message.key().map(<[u8]>::to_vec),
-                        value: message.payload().map(<[u8]>::to_vec),
-                        headers: message
-                            .headers()
-                            .map(|headers| {
-                                headers
-                                    .iter()
-                                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
-                    });
-                }
-            }
-        }
-        records
+        let options = ReadOptions {
+            isolation,
+            min_records,
+            max_records: usize::MAX,
+            timeout,
+        };
+        read_from_beginning(&self.config, &self.group("reader"), topic, options)
+            .unwrap_or_else(|e| panic!("reading {topic}: {e}"))
     }
 }

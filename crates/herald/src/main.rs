@@ -5,9 +5,13 @@
 //! - `main.rs`: argument parsing and dispatch.
 //! - `schemas.rs`: `herald schemas register`.
 //! - `produce.rs`: `herald produce`.
+//! - `read.rs`: `herald read`.
+//! - `topics.rs`: `herald topics create`.
 
 mod produce;
+mod read;
 mod schemas;
+mod topics;
 
 use std::time::Duration;
 
@@ -56,6 +60,13 @@ enum Command {
     /// Encodes JSON events to Avro with their registered schema and produces them with
     /// CloudEvents headers and a traceparent.
     Produce(produce::ProduceArgs),
+    /// Prints a topic's records decoded to JSON lines, from the beginning to the current end.
+    Read(read::ReadArgs),
+    /// Manages topics.
+    Topics {
+        #[command(subcommand)]
+        command: topics::TopicsCommand,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -74,6 +85,8 @@ fn main() -> anyhow::Result<()> {
         } => check(&brokers, Duration::from_secs(timeout_secs)),
         Command::Schemas { command } => runtime.block_on(schemas::run(command)),
         Command::Produce(args) => runtime.block_on(produce::run(args)),
+        Command::Read(args) => runtime.block_on(read::run(args)),
+        Command::Topics { command } => runtime.block_on(topics::run(command)),
     }
 }
 

@@ -31,6 +31,9 @@ pub(crate) enum SchemasCommand {
         /// Prefix of Herald's own topics.
         #[arg(long, default_value = "herald")]
         prefix: String,
+        /// Prepended to upstream event topics: `<events-prefix>events.<domain>`.
+        #[arg(long, default_value = "")]
+        events_prefix: String,
         /// Channels whose `<prefix>.notify.<channel>` topics get a Notification subject.
         #[arg(long, value_delimiter = ',', default_value = DEFAULT_CHANNELS)]
         channels: Vec<String>,
@@ -65,6 +68,7 @@ pub(crate) async fn run(command: SchemasCommand) -> anyhow::Result<()> {
             registry,
             strategy,
             prefix,
+            events_prefix,
             channels,
             dry_run,
         } => {
@@ -75,7 +79,7 @@ pub(crate) async fn run(command: SchemasCommand) -> anyhow::Result<()> {
                 .map(|c| ChannelName::parse(c))
                 .collect::<Result<Vec<_>, _>>()?;
             let plans = subjects::plan(&catalog, strategy.into(), &topics, &channels, &|domain| {
-                format!("events.{domain}")
+                format!("{events_prefix}events.{domain}")
             })
             .map_err(anyhow::Error::msg)?;
             if dry_run {

@@ -39,3 +39,138 @@ fn check_fails_with_a_clear_message_when_nothing_listens() {
         "unexpected error: {stderr}"
     );
 }
+
+#[tokio::test]
+async fn schemas_register_then_produce_writes_avro_with_cloudevents_headers() {
+    use herald_kafka::testkit::{Isolation, TestKafka, test_registry};
+
+    let kafka = TestKafka::new("cli-produce");
+    let topic = kafka.create_topic("events.order", 1).await;
+    let schemas = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas");
+    let events_prefix = format!("{}.", kafka.prefix());
+    let registered = herald()
+        .args([
+            "schemas",
+            "register",
+            "--dir",
+            schemas,
+            "--registry",
+            &test_registry(),
+        ])
+        .args([
+            "--prefix",
+            kafka.prefix(),
+            "--events-prefix",
+            &events_prefix,
+            "--channels",
+            "webhook",
+        ])
+        .output()
+        .expect("herald runs");
+    let stdout = String::from_utf8_lossy(&registered.stdout);
+    assert!(
+        registered.status.success(),
+        "register failed: {registered:?}"
+    );
+    assert!(stdout.contains(&format!("{topic}-value\tid ")), "{stdout}");
+
+    let data = r#"{"order_id":"o-7","tenant_id":"m-1","user_id":"u-1","payment_id":"p-1","amount":"9.99","currency":"CNY","payment_method":"CARD","items":[],"paid_at":"2026-12-03T10:15:30.123Z"}"#;
+    let produced = herald()
+        .args([
+            "produce",
+            "--brokers",
+            &kafka.config().brokers,
+            "--registry",
+            &test_registry(),
+        ])
+        .args(["--topic", &topic, "--type", "order.paid", "--data", data])
+        .output()
+        .expect("herald runs");
+    assert!(produced.status.success(), "produce failed: {produced:?}");
+    assert!(String::from_utf8_lossy(&produced.stdout).contains(&format!("\t{topic}[0]@")));
+
+    let file = std::env::temp_dir().join(format!("{}.ndjson", kafka.prefix()));
+    let line = format!(r#"{{"type":"order.paid","id":"from-file","data":{data}}}"#);
+    std::fs::write(&file, format!("{line}\n\n{line}\n")).expect("write ndjson");
+    let from_file = herald()
+        .args([
+            "produce",
+            "--brokers",
+            &kafka.config().brokers,
+            "--registry",
+            &test_registry(),
+        ])
+        .args(["--topic", &topic, "--file", file.to_str().expect("utf-8")])
+        .output()
+        .expect("herald runs");
+    assert!(
+        from_file.status.success(),
+        "produce --file failed: {from_file:?}"
+    );
+
+    let records = kafka.read_topic(
+        &topic,
+        Isolation::ReadCommitted,
+        3,
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(records.len(), 3, "{records:?}");
+    for record in &records {
+        assert_eq!(
+            record.value.as_deref().map(|v| v[0]),
+            Some(0),
+            "Confluent framing"
+        );
+        assert_eq!(
+            record.key.as_deref(),
+            Some(b"o-7".as_slice()),
+            "keyed by order_id"
+        );
+        let header = |name: &str| {
+            record
+                .headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| v.clone())
+        };
+        assert_eq!(header("ce_type").as_deref(), Some(b"order.paid".as_slice()));
+        assert!(header("traceparent").is_some());
+    }
+    let ids: Vec<_> = records[1..]
+        .iter()
+        .map(|r| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k == "ce_id")
+                .and_then(|(_, v)| v.clone())
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        vec![Some(b"from-file".to_vec()), Some(b"from-file".to_vec())]
+    );
+
+    std::fs::write(
+        &file,
+        "{\"type\":\"order.paid\",\"data\":{\"order_id\":1}}\n",
+    )
+    .expect("write ndjson");
+    let bad = herald()
+        .args([
+            "produce",
+            "--brokers",
+            &kafka.config().brokers,
+            "--registry",
+            &test_registry(),
+        ])
+        .args(["--topic", &topic, "--file", file.to_str().expect("utf-8")])
+        .output()
+        .expect("herald runs");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert!(
+        stderr.contains("$.order_id") && stderr.contains("expected a string"),
+        "{stderr}"
+    );
+    std::fs::remove_file(&file).ok();
+}
