@@ -88,6 +88,13 @@ fn main() {
         let mut cursor = &datum[..];
         black_box(reader.read_value(&mut cursor).expect("reads"));
     });
+    let prebuilt = GenericDatumReader::builder(paid.schema())
+        .build()
+        .expect("reader");
+    let bare_prebuilt = measure(events, || {
+        let mut cursor = &datum[..];
+        black_box(prebuilt.read_value(&mut cursor).expect("reads"));
+    });
     let decode_only = measure(events, || {
         black_box(
             runtime
@@ -115,6 +122,7 @@ fn main() {
     println!("{:<58} {:>12} {:>8}", "stage", "events/s", "ratio");
     for (name, rate) in [
         ("apache-avro datum decode alone (baseline)", bare),
+        ("apache-avro datum decode, reader built once", bare_prebuilt),
         (
             "herald decode: framing + cache + ce headers + datum",
             decode_only,

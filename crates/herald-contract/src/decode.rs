@@ -103,9 +103,21 @@ impl Event {
 
 /// A writer schema and the reader schema it is resolved to, worked out once per schema id.
 struct Plan {
-    writer: Arc<SchemaEntry>,
+    writer: WriterReader,
     reader: ReaderPlan,
 }
+
+/// apache-avro's datum reader borrows its schema and builds a name table when created; it is
+/// built once per writer schema and kept beside the schema it borrows, instead of per record.
+type DatumReader<'a> = GenericDatumReader<'a>;
+
+self_cell::self_cell!(
+    struct WriterReader {
+        owner: Arc<SchemaEntry>,
+        #[covariant]
+        dependent: DatumReader,
+    }
+);
 
 /// Decodes records; cheap to share behind an `Arc`.
 pub struct Decoder {
@@ -196,7 +208,7 @@ impl Decoder {
                     }
                 }
             })?;
-        Ok(self.remember(key, writer))
+        self.remember(key, writer)
     }
 
     fn plan_for_fingerprint(&self, fingerprint: u64) -> Result<Arc<Plan>, DecodeErrorKind> {
@@ -210,14 +222,25 @@ impl Decoder {
             .ok_or(DecodeErrorKind::UnknownFingerprint { fingerprint })?
             .entry
             .clone();
-        Ok(self.remember(key, writer))
+        self.remember(key, writer)
     }
 
-    fn remember(&self, key: (u8, u64), writer: Arc<SchemaEntry>) -> Arc<Plan> {
+    fn remember(
+        &self,
+        key: (u8, u64),
+        writer: Arc<SchemaEntry>,
+    ) -> Result<Arc<Plan>, DecodeErrorKind> {
         let reader = self.catalog.reader_for(&writer);
+        let writer = WriterReader::try_new(writer, |entry| {
+            GenericDatumReader::builder(entry.schema()).build()
+        })
+        .map_err(|e| DecodeErrorKind::InvalidWriterSchema {
+            id: u32::try_from(key.1).unwrap_or(u32::MAX),
+            detail: bounded(e.to_string()),
+        })?;
         let plan = Arc::new(Plan { writer, reader });
         self.lock().put(key, plan.clone());
-        plan
+        Ok(plan)
     }
 
     fn cached_plan(&self, key: &(u8, u64)) -> Option<Arc<Plan>> {
@@ -238,11 +261,11 @@ fn read_datum(
     plan: &Plan,
     body: &[u8],
 ) -> Result<(Value, Arc<SchemaEntry>, Option<String>), DecodeErrorKind> {
-    let writer = plan.writer.schema();
     let mut cursor = body;
-    let raw = GenericDatumReader::builder(writer)
-        .build()
-        .and_then(|reader| reader.read_value(&mut cursor))
+    let raw = plan
+        .writer
+        .borrow_dependent()
+        .read_value(&mut cursor)
         .map_err(classify_read_error)?;
     if !cursor.is_empty() {
         return Err(DecodeErrorKind::CorruptDatum {
@@ -257,7 +280,7 @@ fn read_datum(
             detail: bounded(error.to_string()),
         };
     let (value, schema) = match (&plan.reader, raw) {
-        (ReaderPlan::Same, raw) => (raw, plan.writer.clone()),
+        (ReaderPlan::Same, raw) => (raw, plan.writer.borrow_owner().clone()),
         (ReaderPlan::Record(reader), raw) => (
             widen_decimals(raw)
                 .resolve(reader.schema())
@@ -279,7 +302,7 @@ fn read_datum(
             };
             (Value::Union(index, Box::new(value)), union.clone())
         }
-        (ReaderPlan::Union { .. }, raw) => (raw, plan.writer.clone()),
+        (ReaderPlan::Union { .. }, raw) => (raw, plan.writer.borrow_owner().clone()),
     };
     let record_type = match (&value, schema.schema()) {
         (Value::Union(index, _), Schema::Union(union)) => union
