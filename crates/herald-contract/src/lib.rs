@@ -12,6 +12,7 @@
 //! - [`encode`]: JSON documents to Avro datums, with errors that name the field.
 //! - [`json`]: Avro values to the JSON people and webhooks read.
 //! - [`cloudevents`]: the CloudEvents Kafka binding, binary and structured mode.
+//! - [`records`]: Herald's own records in single-object encoding, schemas built in.
 //! - [`subjects`]: registry subjects under TopicNameStrategy or RecordNameStrategy.
 //! - [`error`]: decode errors typed by what the caller should do (retry or dead-letter).
 //!
@@ -26,6 +27,7 @@ pub mod encode;
 pub mod error;
 pub mod framing;
 pub mod json;
+pub mod records;
 pub mod registry;
 pub mod schema;
 pub mod subjects;
@@ -37,5 +39,6 @@ pub use catalog::Catalog;
 pub use cloudevents::Attributes;
 pub use decode::{Decoder, Event, EventData, RawRecord};
 pub use error::{DecodeError, DecodeErrorKind, Origin};
+pub use records::{RecordCodec, RecordError};
 pub use registry::{RegistryClient, RegistryConfig, RegistryError};
 pub use schema::SchemaEntry;

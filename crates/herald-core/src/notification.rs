@@ -33,6 +33,7 @@ pub struct Notification {
     /// The source event's source.
     pub event_source: String,
     /// When the event happened, epoch milliseconds.
+    #[serde(deserialize_with = "crate::time::epoch_ms")]
     pub event_time: i64,
     /// The matched subscription.
     pub subscription_id: String,
@@ -52,6 +53,7 @@ pub struct Notification {
     /// Attempts made before this record was written.
     pub attempt: i32,
     /// When the router created it, epoch milliseconds.
+    #[serde(deserialize_with = "crate::time::epoch_ms")]
     pub created_at: i64,
     /// The W3C trace context of the source event.
     pub traceparent: Option<String>,

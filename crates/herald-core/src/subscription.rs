@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::filter::{Filter, FilterError};
 use crate::topics::ChannelName;
@@ -105,10 +105,10 @@ pub struct Subscription {
     #[serde(default = "enabled_by_default")]
     pub enabled: bool,
     /// Creation time, epoch milliseconds.
-    #[serde(deserialize_with = "epoch_ms")]
+    #[serde(deserialize_with = "crate::time::epoch_ms")]
     pub created_at: i64,
     /// Last change, epoch milliseconds.
-    #[serde(deserialize_with = "epoch_ms")]
+    #[serde(deserialize_with = "crate::time::epoch_ms")]
     pub updated_at: i64,
     /// Incremented on every change.
     pub version: i64,
@@ -116,23 +116,6 @@ pub struct Subscription {
 
 fn enabled_by_default() -> bool {
     true
-}
-
-/// Accepts epoch milliseconds or an RFC 3339 string: Herald renders Avro timestamps as RFC 3339
-/// for people, and reads either back.
-fn epoch_ms<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        Millis(i64),
-        Text(String),
-    }
-    match Either::deserialize(deserializer)? {
-        Either::Millis(ms) => Ok(ms),
-        Either::Text(text) => chrono::DateTime::parse_from_rfc3339(&text)
-            .map(|t| t.timestamp_millis())
-            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not RFC 3339: {e}"))),
-    }
 }
 
 /// An event-type pattern, parsed.
