@@ -4,6 +4,8 @@
 //! - [`config`]: the `[kafka]` configuration section and the librdkafka settings it produces.
 //! - [`admin`]: idempotent topic creation, cluster metadata and committed-offset look-ups.
 //! - [`error`]: the typed errors callers branch on.
+//! - [`follow`]: following a compacted topic from its beginning, outside any group.
+//! - [`pipeline`]: the transactional read-process-write loop (exactly-once fan-out).
 //! - [`producer`]: an idempotent producer of byte records for crates that do not link rdkafka.
 //! - [`reader`]: reading a topic from its beginning to its end, outside any consumer group.
 //! - `testkit` (feature `testkit`): per-test topic prefixes and produce/consume helpers for
@@ -16,6 +18,8 @@
 pub mod admin;
 pub mod config;
 pub mod error;
+pub mod follow;
+pub mod pipeline;
 pub mod producer;
 pub mod reader;
 #[cfg(feature = "testkit")]
@@ -24,6 +28,9 @@ pub mod testkit;
 pub use admin::{Admin, ClusterInfo, TopicOutcome, TopicSpec};
 pub use config::KafkaConfig;
 pub use error::KafkaError;
+pub use follow::TopicFollower;
+pub use pipeline::{BatchOutcome, BatchProcessor, CommitStats, OutRecord, Pipeline, PipelineConfig};
+pub use reader::ReadRecord;
 pub use producer::{Landed, RecordProducer};
 
 /// Re-exported so that crates above this one can name client types without linking rdkafka

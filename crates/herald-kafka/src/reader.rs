@@ -34,6 +34,8 @@ impl Isolation {
 /// A record read back, detached from the consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadRecord {
+    /// The topic it was read from.
+    pub topic: String,
     /// The partition it was read from.
     pub partition: i32,
     /// Its offset in that partition.
@@ -58,9 +60,40 @@ impl ReadRecord {
     }
 }
 
+impl ReadRecord {
+    /// Copies a consumed message out of the consumer's buffers.
+    pub(crate) fn from_message<M: Message>(message: &M) -> Self {
+        Self {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp_ms: message.timestamp().to_millis(),
+            key: message.key().map(<[u8]>::to_vec),
+            value: message.payload().map(<[u8]>::to_vec),
+            headers: message
+                .headers()
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The value of the first header called `name`.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .and_then(|(_, value)| value.as_deref())
+    }
+}
+
 /// A client context that keeps the end-of-partition events this reader asks for out of the
 /// error log (librdkafka reports them as errors too) and logs every other error.
-struct EndIsNotAnError;
+pub(crate) struct EndIsNotAnError;
 
 impl ClientContext for EndIsNotAnError {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
@@ -141,22 +174,7 @@ pub fn read_from_beginning(
             Some(Err(e)) => return Err(e.into()),
             Some(Ok(message)) => {
                 at_end.remove(&message.partition());
-                records.push(ReadRecord {
-                    partition: message.partition(),
-                    offset: message.offset(),
-                    timestamp_ms: message.timestamp().to_millis(),
-                    key: message.key().map(<[u8]>::to_vec),
-                    value: message.payload().map(<[u8]>::to_vec),
-                    headers: message
-                        .headers()
-                        .map(|headers| {
-                            headers
-                                .iter()
-                                .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                });
+                records.push(ReadRecord::from_message(&message));
             }
         }
     }

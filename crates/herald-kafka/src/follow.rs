@@ -1,0 +1,97 @@
+//! Following a topic from its beginning without a consumer group: how services load a
+//! compacted topic (subscriptions, apps) into memory, know when they have read it up to the
+//! end it had at start, and then keep applying changes as they arrive.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::reader::{EndIsNotAnError, ReadRecord};
+use crate::{KafkaConfig, KafkaError};
+
+/// Reads every partition of one topic from the beginning, forever.
+pub struct TopicFollower {
+    consumer: BaseConsumer<EndIsNotAnError>,
+    topic: String,
+    partitions: usize,
+    /// Partitions that reported their end at least once: when all have, the follower has
+    /// read everything the topic held when it started.
+    reached_end: HashSet<i32>,
+}
+
+impl TopicFollower {
+    /// Assigns every partition of `topic` from its beginning. The topic must exist.
+    pub fn open(config: &KafkaConfig, topic: &str) -> Result<Self, KafkaError> {
+        let consumer: BaseConsumer<EndIsNotAnError> = config
+            .client_config()
+            .set("group.id", format!("{topic}-follower"))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .set("isolation.level", "read_committed")
+            .create_with_context(EndIsNotAnError)?;
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if partitions.is_empty() {
+            return Err(KafkaError::Topic {
+                operation: "follow",
+                topic: topic.to_owned(),
+                code: RDKafkaErrorCode::UnknownTopicOrPartition,
+            });
+        }
+        let mut assignment = TopicPartitionList::new();
+        for partition in &partitions {
+            assignment.add_partition_offset(topic, *partition, Offset::Beginning)?;
+        }
+        consumer.assign(&assignment)?;
+        Ok(Self {
+            consumer,
+            topic: topic.to_owned(),
+            partitions: partitions.len(),
+            reached_end: HashSet::new(),
+        })
+    }
+
+    /// The topic followed.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Whether every partition has been read to the end it had when the follower started.
+    pub fn caught_up(&self) -> bool {
+        self.reached_end.len() == self.partitions
+    }
+
+    /// Returns the records that arrive within `timeout` (up to `max`), possibly none.
+    pub fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<ReadRecord>, KafkaError> {
+        let deadline = Instant::now() + timeout;
+        let mut records = Vec::new();
+        while records.len() < max {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.consumer.poll(left) {
+                None => break,
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(partition))) => {
+                    self.reached_end.insert(partition);
+                    // Return what arrived so far at once: the caller may be waiting for the
+                    // catch-up to finish.
+                    if !records.is_empty() || self.caught_up() {
+                        break;
+                    }
+                }
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(message)) => records.push(ReadRecord::from_message(&message)),
+            }
+            if left.is_zero() {
+                break;
+            }
+        }
+        Ok(records)
+    }
+}

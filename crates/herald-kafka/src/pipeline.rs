@@ -1,0 +1,529 @@
+//! The transactional read-process-write loop: consume a batch, let a [`BatchProcessor`] turn
+//! it into output records, and write the outputs and the batch's input offsets in one Kafka
+//! transaction. Readers downstream use `read_committed`, so every input record's outputs
+//! appear exactly once, whatever crashes, rebalances or fencing happen in between.
+//!
+//! # How it stays exactly once
+//! - Offsets advance only through `send_offsets_to_transaction` in the transaction that holds
+//!   the outputs (auto-commit and auto offset store are off).
+//! - An aborted transaction rewinds the consumer to the batch's first offsets (otherwise the
+//!   next fetch would skip the batch); a fatal producer error (fencing) recreates the producer.
+//! - Rebalance callbacks run only inside `poll`, and the loop polls only while no transaction
+//!   is open. A batch during whose collection the assignment changed is dropped and its
+//!   partitions rewound, so records of a partition that moved are never processed by two
+//!   members; a zombie member's late commit is refused by the group coordinator (KIP-447).
+//! - A processor may stop short of the batch's end (a retryable failure such as the schema
+//!   registry being down): the finished prefix commits, the rest is rewound and re-read after
+//!   a pause, so nothing is lost or reordered.
+//!
+//! librdkafka's transactional calls block, so the loop runs on a thread of its own.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::reader::ReadRecord;
+use crate::{KafkaConfig, KafkaError};
+
+/// How the loop consumes and commits.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// The consumer group.
+    pub group_id: String,
+    /// The producer's `transactional.id`. Keep it stable across restarts of one instance: a
+    /// restarted instance then aborts its predecessor's open transaction at once instead of
+    /// leaving read_committed readers waiting for the transaction timeout.
+    pub transactional_id: String,
+    /// Topics to consume; a name starting with `^` is a regular expression.
+    pub topics: Vec<String>,
+    /// The most records one transaction covers.
+    pub max_batch_records: usize,
+    /// How long to keep filling a batch after its first record.
+    pub max_batch_wait: Duration,
+    /// `transaction.timeout.ms`: how long the broker waits before aborting an open transaction
+    /// of a producer that vanished.
+    pub transaction_timeout: Duration,
+    /// `group.protocol`: `consumer` (KIP-848, incremental and fast) or `classic`.
+    pub group_protocol: String,
+}
+
+impl PipelineConfig {
+    /// Defaults suited to Herald's services: batches of up to 2,000 records or 20 ms.
+    pub fn new(group_id: &str, transactional_id: &str, topics: Vec<String>) -> Self {
+        Self {
+            group_id: group_id.to_owned(),
+            transactional_id: transactional_id.to_owned(),
+            topics,
+            max_batch_records: 2000,
+            max_batch_wait: Duration::from_millis(20),
+            transaction_timeout: Duration::from_secs(30),
+            group_protocol: "consumer".to_owned(),
+        }
+    }
+}
+
+/// A record to write in the current transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutRecord {
+    /// The topic.
+    pub topic: String,
+    /// The key, if any.
+    pub key: Option<Vec<u8>>,
+    /// The value; `None` writes a tombstone.
+    pub value: Option<Vec<u8>>,
+    /// Headers, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// What a processor made of a batch.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// The records to write for the processed prefix of the batch.
+    pub outputs: Vec<OutRecord>,
+    /// How many records of the batch, from its start, were processed; the rest are read again.
+    pub processed: usize,
+    /// When the batch was cut short: how long to wait before reading the rest again.
+    pub pause: Option<Duration>,
+}
+
+/// Figures of one committed transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitStats {
+    /// Input records whose offsets it committed.
+    pub records: usize,
+    /// Output records it wrote.
+    pub outputs: usize,
+    /// From `begin_transaction` to the end of `commit_transaction`.
+    pub elapsed: Duration,
+}
+
+/// Turns consumed batches into output records; the loop owns everything Kafka.
+pub trait BatchProcessor {
+    /// Processes a batch (records of several partitions, each partition in offset order).
+    fn process(&mut self, batch: &[ReadRecord]) -> BatchOutcome;
+    /// Called after each committed transaction.
+    fn committed(&mut self, _stats: &CommitStats) {}
+    /// Called after an aborted transaction, whose batch will be read again.
+    fn aborted(&mut self, _reason: &str) {}
+    /// Called with the consumer lag of each assigned partition, every few seconds.
+    fn lag(&mut self, _lags: &[(String, i32, i64)]) {}
+}
+
+/// Observes rebalances (which happen only inside `poll`) and statistics.
+struct PipelineContext {
+    /// Bumped on every assignment change, so the loop knows a batch straddled one.
+    rebalances: AtomicU64,
+    /// Partitions revoked since the loop last looked.
+    revoked: Mutex<HashSet<(String, i32)>>,
+    /// Consumer lag per partition from the latest statistics.
+    lags: Mutex<Option<Vec<(String, i32, i64)>>>,
+}
+
+impl ClientContext for PipelineContext {
+    fn stats(&self, statistics: Statistics) {
+        let lags = statistics
+            .topics
+            .iter()
+            .flat_map(|(topic, t)| {
+                t.partitions
+                    .values()
+                    .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
+                    .map(move |p| (topic.clone(), p.partition, p.consumer_lag))
+            })
+            .collect();
+        *self.lags.lock().unwrap_or_else(|e| e.into_inner()) = Some(lags);
+    }
+}
+
+impl ConsumerContext for PipelineContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.rebalances.fetch_add(1, AtomicOrdering::SeqCst);
+        if let Rebalance::Revoke(partitions) = rebalance {
+            let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+            for p in partitions.elements() {
+                revoked.insert((p.topic().to_owned(), p.partition()));
+            }
+            tracing::info!(partitions = partitions.count(), "partitions revoked");
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.rebalances.fetch_add(1, AtomicOrdering::SeqCst);
+        if let Rebalance::Assign(partitions) = rebalance {
+            tracing::info!(partitions = partitions.count(), "partitions assigned");
+        }
+    }
+}
+
+/// The consumer and transactional producer of one pipeline instance.
+pub struct Pipeline {
+    kafka: KafkaConfig,
+    config: PipelineConfig,
+    consumer: BaseConsumer<PipelineContext>,
+    producer: BaseProducer,
+}
+
+/// How long the loop waits on a blocking transactional call before treating it as failed.
+const TXN_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Pipeline {
+    /// Creates the consumer, subscribes it, and creates the producer with transactions
+    /// initialised (which fences an earlier producer with the same `transactional.id`).
+    pub fn new(kafka: &KafkaConfig, config: PipelineConfig) -> Result<Self, KafkaError> {
+        let context = PipelineContext {
+            rebalances: AtomicU64::new(0),
+            revoked: Mutex::new(HashSet::new()),
+            lags: Mutex::new(None),
+        };
+        let consumer: BaseConsumer<PipelineContext> = kafka
+            .client_config()
+            .set("group.id", &config.group_id)
+            .set("group.protocol", &config.group_protocol)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            .set("statistics.interval.ms", "5000")
+            .set("topic.metadata.refresh.interval.ms", "5000")
+            .create_with_context(context)?;
+        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+        let producer = create_producer(kafka, &config)?;
+        Ok(Self {
+            kafka: kafka.clone(),
+            config,
+            consumer,
+            producer,
+        })
+    }
+
+    /// Runs until `stop` is set, then finishes the transaction in flight and returns. Errors
+    /// that no retry can fix (a refused configuration) end the loop.
+    pub fn run(
+        &mut self,
+        processor: &mut dyn BatchProcessor,
+        stop: &AtomicBool,
+    ) -> Result<(), KafkaError> {
+        while !stop.load(AtomicOrdering::SeqCst) {
+            let rebalances_before = self.consumer.context().rebalances.load(AtomicOrdering::SeqCst);
+            let batch = self.collect_batch(stop)?;
+            if let Some(lags) = self
+                .consumer
+                .context()
+                .lags
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+            {
+                processor.lag(&lags);
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            let revoked: HashSet<(String, i32)> = std::mem::take(
+                &mut *self
+                    .consumer
+                    .context()
+                    .revoked
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
+            if self.consumer.context().rebalances.load(AtomicOrdering::SeqCst) != rebalances_before
+            {
+                // The assignment changed while the batch was filling: records of partitions
+                // that moved are someone else's now, and records of partitions that came back
+                // will be fetched again from the committed offset. Start over.
+                tracing::info!(records = batch.len(), "rebalance during a batch; reading it again");
+                self.rewind(&batch, &revoked);
+                continue;
+            }
+            let outcome = processor.process(&batch);
+            let processed = outcome.processed.min(batch.len());
+            match self.commit(&batch[..processed], outcome.outputs) {
+                Ok(Some(stats)) => processor.committed(&stats),
+                Ok(None) => {}
+                Err(reason) => {
+                    tracing::warn!(%reason, records = batch.len(), "transaction aborted; reading the batch again");
+                    processor.aborted(&reason);
+                    self.rewind(&batch, &HashSet::new());
+                    continue;
+                }
+            }
+            if processed < batch.len() {
+                self.rewind(&batch[processed..], &HashSet::new());
+                if let Some(pause) = outcome.pause {
+                    pause_unless_stopped(pause, stop);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Polls until the batch is full, or `max_batch_wait` has passed since its first record.
+    fn collect_batch(&self, stop: &AtomicBool) -> Result<Vec<ReadRecord>, KafkaError> {
+        let mut batch = Vec::new();
+        let mut first_at: Option<Instant> = None;
+        while batch.len() < self.config.max_batch_records && !stop.load(AtomicOrdering::SeqCst) {
+            let wait = match first_at {
+                None => Duration::from_millis(100),
+                Some(at) => match self.config.max_batch_wait.checked_sub(at.elapsed()) {
+                    Some(left) => left,
+                    None => break,
+                },
+            };
+            match self.consumer.poll(wait) {
+                None if first_at.is_none() => return Ok(batch),
+                None => break,
+                Some(Ok(message)) => {
+                    first_at.get_or_insert_with(Instant::now);
+                    batch.push(ReadRecord::from_message(&message));
+                }
+                Some(Err(RdKafkaError::MessageConsumption(
+                    RDKafkaErrorCode::UnknownTopicOrPartition,
+                ))) => {}
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "consumer error");
+                    if first_at.is_none() {
+                        return Ok(batch);
+                    }
+                    break;
+                }
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Writes `outputs` and the offsets after `done` in one transaction. `Ok(None)` when there
+    /// was nothing to commit; `Err` (the reason) when the transaction was aborted.
+    fn commit(
+        &mut self,
+        done: &[ReadRecord],
+        outputs: Vec<OutRecord>,
+    ) -> Result<Option<CommitStats>, String> {
+        if done.is_empty() && outputs.is_empty() {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let output_count = outputs.len();
+        let result = self.try_commit(done, outputs);
+        match result {
+            Ok(()) => Ok(Some(CommitStats {
+                records: done.len(),
+                outputs: output_count,
+                elapsed: started.elapsed(),
+            })),
+            Err(e) => {
+                let reason = e.to_string();
+                let fatal = matches!(&e, RdKafkaError::Transaction(t) if t.is_fatal());
+                if fatal {
+                    self.recreate_producer();
+                } else if let Err(abort) = self.producer.abort_transaction(TXN_CALL_TIMEOUT) {
+                    tracing::warn!(error = %abort, "abort failed; recreating the producer");
+                    self.recreate_producer();
+                }
+                Err(reason)
+            }
+        }
+    }
+
+    fn try_commit(&self, done: &[ReadRecord], outputs: Vec<OutRecord>) -> Result<(), RdKafkaError> {
+        self.producer.begin_transaction()?;
+        for out in &outputs {
+            self.send(out)?;
+        }
+        let offsets = next_offsets(done)?;
+        if offsets.count() > 0 {
+            let metadata = self
+                .consumer
+                .group_metadata()
+                .ok_or(RdKafkaError::MessageConsumption(RDKafkaErrorCode::State))?;
+            self.producer
+                .send_offsets_to_transaction(&offsets, &metadata, TXN_CALL_TIMEOUT)?;
+        }
+        let mut retries = 0;
+        loop {
+            match self.producer.commit_transaction(TXN_CALL_TIMEOUT) {
+                Ok(()) => return Ok(()),
+                Err(RdKafkaError::Transaction(e)) if e.is_retriable() && retries < 3 => {
+                    retries += 1;
+                    tracing::warn!(error = %e, retries, "retrying commit_transaction");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Enqueues one record, waiting for room when the producer's queue is full.
+    fn send(&self, out: &OutRecord) -> Result<(), RdKafkaError> {
+        let headers = out.headers.iter().fold(OwnedHeaders::new(), |all, (k, v)| {
+            all.insert(Header {
+                key: k,
+                value: Some(v),
+            })
+        });
+        let mut record = BaseRecord::<[u8], [u8]>::to(&out.topic).headers(headers);
+        if let Some(key) = &out.key {
+            record = record.key(key);
+        }
+        if let Some(value) = &out.value {
+            record = record.payload(value);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    self.producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+
+    /// Seeks every partition of `records` back to its first offset there, except partitions in
+    /// `skip` (revoked: their next owner starts from the committed offset).
+    fn rewind(&self, records: &[ReadRecord], skip: &HashSet<(String, i32)>) {
+        let mut first: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for r in records {
+            first.entry((r.topic.clone(), r.partition)).or_insert(r.offset);
+        }
+        let assigned: HashSet<(String, i32)> = self
+            .consumer
+            .assignment()
+            .map(|tpl| {
+                tpl.elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut seeks = TopicPartitionList::new();
+        for ((topic, partition), offset) in first {
+            let key = (topic, partition);
+            if skip.contains(&key) || !assigned.contains(&key) {
+                continue;
+            }
+            if let Err(e) = seeks.add_partition_offset(&key.0, key.1, Offset::Offset(offset)) {
+                tracing::error!(error = %e, topic = %key.0, partition = key.1, "cannot rewind");
+            }
+        }
+        if seeks.count() == 0 {
+            return;
+        }
+        match self.consumer.seek_partitions(seeks, Duration::from_secs(10)) {
+            Ok(result) => {
+                for e in result.elements() {
+                    if let Err(error) = e.error() {
+                        tracing::error!(%error, topic = e.topic(), partition = e.partition(), "rewind failed");
+                    }
+                }
+            }
+            Err(error) => tracing::error!(%error, "rewind failed"),
+        }
+    }
+
+    fn recreate_producer(&mut self) {
+        loop {
+            match create_producer(&self.kafka, &self.config) {
+                Ok(producer) => {
+                    self.producer = producer;
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "recreating the transactional producer failed; retrying");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+}
+
+fn create_producer(kafka: &KafkaConfig, config: &PipelineConfig) -> Result<BaseProducer, KafkaError> {
+    let producer: BaseProducer = kafka
+        .client_config()
+        .set("transactional.id", &config.transactional_id)
+        .set(
+            "transaction.timeout.ms",
+            config.transaction_timeout.as_millis().to_string(),
+        )
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()?;
+    producer.init_transactions(TXN_CALL_TIMEOUT)?;
+    Ok(producer)
+}
+
+/// The offsets to commit after `done`: per partition, the last processed offset + 1.
+fn next_offsets(done: &[ReadRecord]) -> Result<TopicPartitionList, RdKafkaError> {
+    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for r in done {
+        let entry = next.entry((r.topic.as_str(), r.partition)).or_insert(0);
+        *entry = (*entry).max(r.offset + 1);
+    }
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    }
+    Ok(tpl)
+}
+
+/// Sleeps for `pause`, waking early when `stop` is set.
+fn pause_unless_stopped(pause: Duration, stop: &AtomicBool) {
+    let until = Instant::now() + pause;
+    while Instant::now() < until && !stop.load(AtomicOrdering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+    }
+}
+
+/// A stop flag shared between a service's signal handler and its loops.
+pub type StopFlag = Arc<AtomicBool>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(topic: &str, partition: i32, offset: i64) -> ReadRecord {
+        ReadRecord {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+            timestamp_ms: None,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn offsets_to_commit_are_the_last_processed_plus_one_per_partition() {
+        let done = [
+            record("a", 0, 5),
+            record("a", 1, 9),
+            record("a", 0, 6),
+            record("b", 0, 0),
+        ];
+        let tpl = next_offsets(&done).unwrap();
+        let got: Vec<(String, i32, Offset)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition(), e.offset()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a".to_owned(), 0, Offset::Offset(7)),
+                ("a".to_owned(), 1, Offset::Offset(10)),
+                ("b".to_owned(), 0, Offset::Offset(1)),
+            ]
+        );
+    }
+}
