@@ -40,12 +40,13 @@ impl RecordProducer {
         })
     }
 
-    /// Produces one record and waits for the broker's acknowledgement.
+    /// Produces one record (a tombstone when `payload` is `None`) and waits for the broker's
+    /// acknowledgement.
     pub async fn send(
         &self,
         topic: &str,
         key: Option<&[u8]>,
-        payload: &[u8],
+        payload: Option<&[u8]>,
         headers: &[(String, Vec<u8>)],
     ) -> Result<Landed, KafkaError> {
         let headers = headers
@@ -56,9 +57,10 @@ impl RecordProducer {
                     value: Some(value),
                 })
             });
-        let mut record = FutureRecord::<[u8], [u8]>::to(topic)
-            .payload(payload)
-            .headers(headers);
+        let mut record = FutureRecord::<[u8], [u8]>::to(topic).headers(headers);
+        if let Some(payload) = payload {
+            record = record.payload(payload);
+        }
         if let Some(key) = key {
             record = record.key(key);
         }

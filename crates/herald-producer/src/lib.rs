@@ -63,6 +63,9 @@ pub struct OutgoingEvent<'a> {
     pub tenant: Option<String>,
     /// `ce_recipient`, for point-to-point events.
     pub recipient: Option<String>,
+    /// `ce_broadcast`: a channel name, or `*`, for platform announcements to every app with a
+    /// subscription on that channel.
+    pub broadcast: Option<String>,
     /// `traceparent`; a new trace when unset.
     pub traceparent: Option<String>,
 }
@@ -79,6 +82,7 @@ impl<'a> OutgoingEvent<'a> {
             subject: None,
             tenant: None,
             recipient: None,
+            broadcast: None,
             traceparent: None,
         }
     }
@@ -187,7 +191,11 @@ impl EventProducer {
             traceparent: Some(event.traceparent.clone().unwrap_or_else(new_traceparent)),
             ..Attributes::default()
         };
-        for (name, value) in [("tenant", &event.tenant), ("recipient", &event.recipient)] {
+        for (name, value) in [
+            ("tenant", &event.tenant),
+            ("recipient", &event.recipient),
+            ("broadcast", &event.broadcast),
+        ] {
             if let Some(value) = value {
                 attributes.extensions.insert(name.to_owned(), value.clone());
             }
@@ -197,7 +205,7 @@ impl EventProducer {
             .send(
                 &topic,
                 event.key.as_deref().map(str::as_bytes),
-                &payload,
+                Some(&payload),
                 &attributes.to_headers(),
             )
             .await?;

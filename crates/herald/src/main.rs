@@ -7,10 +7,14 @@
 //! - `produce.rs`: `herald produce`.
 //! - `read.rs`: `herald read`.
 //! - `topics.rs`: `herald topics create`.
+//! - `router.rs`: `herald router`.
+//! - `subscriptions.rs`: `herald subscriptions create | list | delete`.
 
 mod produce;
 mod read;
+mod router;
 mod schemas;
+mod subscriptions;
 mod topics;
 
 use std::time::Duration;
@@ -62,6 +66,13 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Prints a topic's records decoded to JSON lines, from the beginning to the current end.
     Read(read::ReadArgs),
+    /// Runs the router: event topics to per-channel notification topics, exactly once.
+    Router(Box<router::RouterArgs>),
+    /// Manages subscriptions in the compacted topic `herald.subscriptions`.
+    Subscriptions {
+        #[command(subcommand)]
+        command: subscriptions::SubscriptionsCommand,
+    },
     /// Manages topics.
     Topics {
         #[command(subcommand)]
@@ -87,7 +98,26 @@ fn main() -> anyhow::Result<()> {
         Command::Produce(args) => runtime.block_on(produce::run(args)),
         Command::Read(args) => runtime.block_on(read::run(args)),
         Command::Topics { command } => runtime.block_on(topics::run(command)),
+        Command::Router(args) => router::run(*args, &runtime),
+        Command::Subscriptions { command } => runtime.block_on(subscriptions::run(command)),
     }
+}
+
+/// Resolves on SIGINT or SIGTERM, the signals that ask a service to drain and stop.
+pub(crate) async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
 }
 
 fn check(brokers: &str, timeout: Duration) -> anyhow::Result<()> {

@@ -40,6 +40,10 @@ pub(crate) struct ProduceArgs {
     /// `ce_recipient`, for point-to-point events.
     #[arg(long)]
     recipient: Option<String>,
+    /// `ce_broadcast`: announce to every app with a subscription on this channel (`*`: on
+    /// every channel).
+    #[arg(long)]
+    broadcast: Option<String>,
     /// `traceparent`; a new trace per event when unset.
     #[arg(long)]
     traceparent: Option<String>,
@@ -87,6 +91,7 @@ pub(crate) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         event.id = line.id.clone();
         event.tenant = args.tenant.clone();
         event.recipient = args.recipient.clone();
+        event.broadcast = args.broadcast.clone();
         event.traceparent = args.traceparent.clone();
         let produced = producer
             .produce(event)

@@ -1,0 +1,292 @@
+//! The per-batch routing step: decode each event, find its subscriptions, apply each one's
+//! filter → transform → route chain, and turn the result into Notification records (or, for a
+//! record that cannot be processed, a dead letter with the reason in its headers).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_contract::records::encode_notification;
+use herald_contract::{Decoder, Event, RawRecord, RecordCodec};
+use herald_core::filter::FilterInput;
+use herald_core::subscription::{CompiledSubscription, Ordering};
+use herald_core::topics::TopicNames;
+use herald_core::{EventFacts, Notification, notification_id};
+use herald_kafka::{BatchOutcome, BatchProcessor, CommitStats, OutRecord, ReadRecord};
+use serde_json::{Map, Value as Json};
+
+use crate::metrics::RouterMetrics;
+use crate::subscriptions::SubscriptionStore;
+
+/// The first pause after a retryable failure; it doubles up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(500);
+const MAX_PAUSE: Duration = Duration::from_secs(10);
+
+/// Routes batches; the pipeline owns consuming and committing.
+pub struct RouteProcessor {
+    pub(crate) decoder: Arc<Decoder>,
+    pub(crate) store: SubscriptionStore,
+    pub(crate) names: TopicNames,
+    pub(crate) codec: RecordCodec,
+    pub(crate) metrics: Arc<RouterMetrics>,
+    pub(crate) runtime: tokio::runtime::Handle,
+    /// The pause the next retryable failure waits; reset by a batch that completes.
+    pub(crate) next_pause: Duration,
+}
+
+/// Why one (event, subscription) pair or one record was dead-lettered.
+struct DeadLetter {
+    kind: &'static str,
+    detail: String,
+    subscription_id: Option<String>,
+}
+
+impl RouteProcessor {
+    async fn route_batch(&mut self, batch: &[ReadRecord]) -> BatchOutcome {
+        let mut outputs = Vec::new();
+        for (index, record) in batch.iter().enumerate() {
+            let raw = RawRecord {
+                topic: &record.topic,
+                partition: record.partition,
+                offset: record.offset,
+                timestamp_ms: record.timestamp_ms,
+                payload: record.value.as_deref(),
+                headers: record
+                    .headers
+                    .iter()
+                    .filter_map(|(k, v)| v.as_deref().map(|v| (k.as_str(), v)))
+                    .collect(),
+            };
+            match self.decoder.decode(&raw).await {
+                Ok(event) => {
+                    self.metrics.event_in(&record.topic, &event.event_type);
+                    for result in self.route_event(&event, record) {
+                        match result {
+                            Ok(out) => outputs.push(out),
+                            Err(dead) => outputs.push(self.dead_letter(record, dead)),
+                        }
+                    }
+                }
+                Err(error) if error.kind.is_retryable() => {
+                    self.metrics.retry_pauses.inc();
+                    tracing::warn!(%error, pause_ms = self.next_pause.as_millis() as u64, "decode failed, will retry");
+                    let pause = self.next_pause;
+                    self.next_pause = (self.next_pause * 2).min(MAX_PAUSE);
+                    return BatchOutcome {
+                        outputs,
+                        processed: index,
+                        pause: Some(pause),
+                    };
+                }
+                Err(error) => {
+                    self.metrics.event_in(&record.topic, "undecodable");
+                    tracing::warn!(%error, "dead-lettering an undecodable record");
+                    outputs.push(self.dead_letter(
+                        record,
+                        DeadLetter {
+                            kind: error.kind.label(),
+                            detail: error.to_string(),
+                            subscription_id: None,
+                        },
+                    ));
+                }
+            }
+        }
+        self.next_pause = FIRST_PAUSE;
+        BatchOutcome {
+            outputs,
+            processed: batch.len(),
+            pause: None,
+        }
+    }
+
+    /// The notifications of one event, or the dead letters of the pairs that failed.
+    fn route_event(&self, event: &Event, record: &ReadRecord) -> Vec<Result<OutRecord, DeadLetter>> {
+        let facts = EventFacts {
+            event_type: &event.event_type,
+            tenant: event.tenant.as_deref(),
+            recipient: event.recipient.as_deref(),
+            broadcast: event.attributes.extension("broadcast"),
+        };
+        let candidates = self.store.read(|index| index.candidates(&facts));
+        if candidates.is_empty() {
+            self.metrics.matches_per_event.observe(0.0);
+            return Vec::new();
+        }
+        let envelope = envelope(event, record);
+        // Filters share one conversion of the event, made only if some candidate filters.
+        let mut filter_input: Option<FilterInput> = None;
+        let mut results = Vec::new();
+        for sub in candidates {
+            if let (Some(filter), None) = (&sub.filter, &facts.broadcast) {
+                let input = filter_input.get_or_insert_with(|| FilterInput::new(&envelope));
+                match filter.matches(input) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(error) => {
+                        self.metrics.filter_errors.inc();
+                        tracing::debug!(%error, subscription = %sub.spec.subscription_id, "filter error; no match");
+                        continue;
+                    }
+                }
+            }
+            results.push(self.notification(event, record, &envelope, &sub));
+        }
+        self.metrics.matches_per_event.observe(results.len() as f64);
+        results
+    }
+
+    fn notification(
+        &self,
+        event: &Event,
+        record: &ReadRecord,
+        envelope: &Json,
+        sub: &CompiledSubscription,
+    ) -> Result<OutRecord, DeadLetter> {
+        let spec = &sub.spec;
+        let dead = |kind, detail: String| DeadLetter {
+            kind,
+            detail,
+            subscription_id: Some(spec.subscription_id.clone()),
+        };
+        let payload = sub
+            .transform
+            .render(envelope)
+            .map_err(|e| dead("transform", e.to_string()))?;
+        let ordering_key = match spec.ordering {
+            Ordering::None => None,
+            Ordering::PerKey => event.subject.clone().or_else(|| {
+                record
+                    .key
+                    .as_deref()
+                    .map(|k| String::from_utf8_lossy(k).into_owned())
+            }),
+        };
+        let notification = Notification {
+            notification_id: notification_id(&event.id, &spec.subscription_id),
+            event_id: event.id.clone(),
+            event_type: event.event_type.clone(),
+            event_source: event.source.clone(),
+            event_time: event.time_ms.or(record.timestamp_ms).unwrap_or(0),
+            subscription_id: spec.subscription_id.clone(),
+            app_id: spec.app_id.clone(),
+            channel: spec.channel.clone(),
+            destination: spec.destination.address.clone(),
+            ordering_key,
+            payload: payload.body,
+            content_type: payload.content_type.to_owned(),
+            attempt: 0,
+            created_at: herald_core::time::now_ms(),
+            traceparent: event.traceparent.clone(),
+        };
+        let value = encode_notification(&self.codec, &notification)
+            .map_err(|e| dead("encode", e.to_string()))?;
+        let mut headers = vec![
+            (
+                "herald-notification-id".to_owned(),
+                notification.notification_id.clone().into_bytes(),
+            ),
+            ("ce_type".to_owned(), notification.event_type.clone().into_bytes()),
+            ("ce_id".to_owned(), notification.event_id.clone().into_bytes()),
+        ];
+        if let Some(tp) = &notification.traceparent {
+            headers.push(("traceparent".to_owned(), tp.clone().into_bytes()));
+        }
+        self.metrics
+            .notifications_out
+            .with_label_values(&[sub.channel.as_str()])
+            .inc();
+        Ok(OutRecord {
+            topic: self.names.notify(&sub.channel),
+            key: Some(notification.record_key().into_bytes()),
+            value: Some(value),
+            headers,
+        })
+    }
+
+    /// The original record, untouched, with Herald's origin and error headers added.
+    fn dead_letter(&self, record: &ReadRecord, dead: DeadLetter) -> OutRecord {
+        self.metrics.dead_letters.with_label_values(&[dead.kind]).inc();
+        let mut headers: Vec<(String, Vec<u8>)> = record
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
+            .collect();
+        headers.extend([
+            ("herald-origin-topic".to_owned(), record.topic.clone().into_bytes()),
+            (
+                "herald-origin-partition".to_owned(),
+                record.partition.to_string().into_bytes(),
+            ),
+            (
+                "herald-origin-offset".to_owned(),
+                record.offset.to_string().into_bytes(),
+            ),
+            ("herald-error-kind".to_owned(), dead.kind.as_bytes().to_vec()),
+            ("herald-error".to_owned(), dead.detail.into_bytes()),
+        ]);
+        if let Some(id) = dead.subscription_id {
+            headers.push(("herald-subscription-id".to_owned(), id.into_bytes()));
+        }
+        OutRecord {
+            topic: self.names.router_dlq(),
+            key: record.key.clone(),
+            value: record.value.clone(),
+            headers,
+        }
+    }
+}
+
+/// The JSON a subscriber receives by default, and what filters and templates see as `event`:
+/// the CloudEvents context attributes plus the data.
+fn envelope(event: &Event, record: &ReadRecord) -> Json {
+    let mut map = Map::new();
+    map.insert("id".into(), Json::String(event.id.clone()));
+    map.insert("type".into(), Json::String(event.event_type.clone()));
+    map.insert("source".into(), Json::String(event.source.clone()));
+    if let Some(ms) = event.time_ms.or(record.timestamp_ms)
+        && let Some(time) = chrono::DateTime::from_timestamp_millis(ms)
+    {
+        map.insert(
+            "time".into(),
+            Json::String(time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        );
+    }
+    for (name, value) in [
+        ("subject", &event.subject),
+        ("tenant", &event.tenant),
+        ("recipient", &event.recipient),
+    ] {
+        if let Some(value) = value {
+            map.insert(name.into(), Json::String(value.clone()));
+        }
+    }
+    map.insert("data".into(), event.data_json());
+    Json::Object(map)
+}
+
+impl BatchProcessor for RouteProcessor {
+    fn process(&mut self, batch: &[ReadRecord]) -> BatchOutcome {
+        let runtime = self.runtime.clone();
+        runtime.block_on(self.route_batch(batch))
+    }
+
+    fn committed(&mut self, stats: &CommitStats) {
+        self.metrics
+            .transaction_seconds
+            .with_label_values(&["committed"])
+            .observe(stats.elapsed.as_secs_f64());
+    }
+
+    fn aborted(&mut self, _reason: &str) {
+        self.metrics.transactions_aborted.inc();
+    }
+
+    fn lag(&mut self, lags: &[(String, i32, i64)]) {
+        for (topic, partition, lag) in lags {
+            self.metrics
+                .consumer_lag
+                .with_label_values(&[topic.as_str(), &partition.to_string()])
+                .set(*lag);
+        }
+    }
+}

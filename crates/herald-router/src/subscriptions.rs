@@ -1,0 +1,104 @@
+//! The router's view of `herald.subscriptions`: loaded up to the topic's end before routing
+//! starts, then kept current by a thread that applies each change as it arrives.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use herald_contract::RecordCodec;
+use herald_core::{Subscription, SubscriptionIndex};
+use herald_kafka::{KafkaConfig, KafkaError, ReadRecord, TopicFollower};
+
+use crate::metrics::RouterMetrics;
+
+/// The shared, live subscription index.
+#[derive(Clone, Default)]
+pub struct SubscriptionStore {
+    index: Arc<RwLock<SubscriptionIndex>>,
+}
+
+impl SubscriptionStore {
+    /// Runs `f` with the index, read-locked.
+    pub fn read<T>(&self, f: impl FnOnce(&SubscriptionIndex) -> T) -> T {
+        f(&self.index.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Applies one record of `herald.subscriptions`: a tombstone deletes, a value upserts.
+    /// A record that does not decode or compile is logged and counted, and the previous
+    /// version of that subscription is dropped rather than left running on stale rules.
+    fn apply(&self, codec: &RecordCodec, record: &ReadRecord, metrics: &RouterMetrics) {
+        let key = record
+            .key
+            .as_deref()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default()
+            .into_owned();
+        let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+        match &record.value {
+            None => {
+                index.remove(&key);
+            }
+            Some(bytes) => match codec
+                .decode::<Subscription>(bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|s| s.compile().map_err(|e| e.to_string()))
+            {
+                Ok(compiled) => index.upsert(compiled),
+                Err(error) => {
+                    metrics.subscription_errors.inc();
+                    tracing::error!(
+                        %error,
+                        key,
+                        partition = record.partition,
+                        offset = record.offset,
+                        "subscription record refused; the subscription is removed"
+                    );
+                    index.remove(&key);
+                }
+            },
+        }
+        metrics.subscriptions.set(index.len() as i64);
+    }
+}
+
+/// Loads the subscriptions topic up to its end, then follows it on a thread of its own until
+/// `stop` is set.
+pub fn load_and_follow(
+    kafka: &KafkaConfig,
+    topic: &str,
+    metrics: Arc<RouterMetrics>,
+    stop: Arc<AtomicBool>,
+) -> Result<(SubscriptionStore, std::thread::JoinHandle<()>), KafkaError> {
+    let store = SubscriptionStore::default();
+    let codec = RecordCodec::subscription();
+    let mut follower = TopicFollower::open(kafka, topic)?;
+    while !follower.caught_up() {
+        for record in follower.poll(10_000, Duration::from_millis(200))? {
+            store.apply(&codec, &record, &metrics);
+        }
+    }
+    tracing::info!(
+        subscriptions = store.read(SubscriptionIndex::len),
+        "subscriptions loaded"
+    );
+    let live = store.clone();
+    let handle = std::thread::Builder::new()
+        .name("subscriptions".to_owned())
+        .spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                match follower.poll(10_000, Duration::from_millis(100)) {
+                    Ok(records) => {
+                        for record in &records {
+                            live.apply(&codec, record, &metrics);
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "reading subscription changes failed; retrying");
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+            }
+        })
+        .expect("spawning the subscriptions thread");
+    Ok((store, handle))
+}
