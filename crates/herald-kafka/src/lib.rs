@@ -29,9 +29,11 @@ pub use admin::{Admin, ClusterInfo, TopicOutcome, TopicSpec};
 pub use config::KafkaConfig;
 pub use error::KafkaError;
 pub use follow::TopicFollower;
-pub use pipeline::{BatchOutcome, BatchProcessor, CommitStats, OutRecord, Pipeline, PipelineConfig};
-pub use reader::ReadRecord;
+pub use pipeline::{
+    BatchOutcome, BatchProcessor, CommitStats, OutRecord, Pipeline, PipelineConfig,
+};
 pub use producer::{Landed, RecordProducer};
+pub use reader::ReadRecord;
 
 /// Re-exported so that crates above this one can name client types without linking rdkafka
 /// themselves.

@@ -53,6 +53,11 @@ pub struct PipelineConfig {
     pub transaction_timeout: Duration,
     /// `group.protocol`: `consumer` (KIP-848, incremental and fast) or `classic`.
     pub group_protocol: String,
+    /// `group.instance.id` (static membership): a member restarted with the same id takes
+    /// its partitions back at once instead of waiting for the broker to time out the member
+    /// that died (`group.consumer.session.timeout.ms`, 45 s by default). Set it to a stable id
+    /// per replica; `None` makes a dynamic member.
+    pub group_instance_id: Option<String>,
 }
 
 impl PipelineConfig {
@@ -66,6 +71,7 @@ impl PipelineConfig {
             max_batch_wait: Duration::from_millis(20),
             transaction_timeout: Duration::from_secs(30),
             group_protocol: "consumer".to_owned(),
+            group_instance_id: None,
         }
     }
 }
@@ -183,8 +189,11 @@ impl Pipeline {
             revoked: Mutex::new(HashSet::new()),
             lags: Mutex::new(None),
         };
-        let consumer: BaseConsumer<PipelineContext> = kafka
-            .client_config()
+        let mut client_config = kafka.client_config();
+        if let Some(instance) = &config.group_instance_id {
+            client_config.set("group.instance.id", instance);
+        }
+        let consumer: BaseConsumer<PipelineContext> = client_config
             .set("group.id", &config.group_id)
             .set("group.protocol", &config.group_protocol)
             .set("enable.auto.commit", "false")
@@ -213,7 +222,11 @@ impl Pipeline {
         stop: &AtomicBool,
     ) -> Result<(), KafkaError> {
         while !stop.load(AtomicOrdering::SeqCst) {
-            let rebalances_before = self.consumer.context().rebalances.load(AtomicOrdering::SeqCst);
+            let rebalances_before = self
+                .consumer
+                .context()
+                .rebalances
+                .load(AtomicOrdering::SeqCst);
             let batch = self.collect_batch(stop)?;
             if let Some(lags) = self
                 .consumer
@@ -236,12 +249,20 @@ impl Pipeline {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner()),
             );
-            if self.consumer.context().rebalances.load(AtomicOrdering::SeqCst) != rebalances_before
+            if self
+                .consumer
+                .context()
+                .rebalances
+                .load(AtomicOrdering::SeqCst)
+                != rebalances_before
             {
                 // The assignment changed while the batch was filling: records of partitions
                 // that moved are someone else's now, and records of partitions that came back
                 // will be fetched again from the committed offset. Start over.
-                tracing::info!(records = batch.len(), "rebalance during a batch; reading it again");
+                tracing::info!(
+                    records = batch.len(),
+                    "rebalance during a batch; reading it again"
+                );
                 self.rewind(&batch, &revoked);
                 continue;
             }
@@ -393,7 +414,9 @@ impl Pipeline {
     fn rewind(&self, records: &[ReadRecord], skip: &HashSet<(String, i32)>) {
         let mut first: BTreeMap<(String, i32), i64> = BTreeMap::new();
         for r in records {
-            first.entry((r.topic.clone(), r.partition)).or_insert(r.offset);
+            first
+                .entry((r.topic.clone(), r.partition))
+                .or_insert(r.offset);
         }
         let assigned: HashSet<(String, i32)> = self
             .consumer
@@ -418,7 +441,10 @@ impl Pipeline {
         if seeks.count() == 0 {
             return;
         }
-        match self.consumer.seek_partitions(seeks, Duration::from_secs(10)) {
+        match self
+            .consumer
+            .seek_partitions(seeks, Duration::from_secs(10))
+        {
             Ok(result) => {
                 for e in result.elements() {
                     if let Err(error) = e.error() {
@@ -446,7 +472,10 @@ impl Pipeline {
     }
 }
 
-fn create_producer(kafka: &KafkaConfig, config: &PipelineConfig) -> Result<BaseProducer, KafkaError> {
+fn create_producer(
+    kafka: &KafkaConfig,
+    config: &PipelineConfig,
+) -> Result<BaseProducer, KafkaError> {
     let producer: BaseProducer = kafka
         .client_config()
         .set("transactional.id", &config.transactional_id)

@@ -175,6 +175,49 @@ impl TestKafka {
             .expect("flushing the producer failed");
     }
 
+    /// Produces binary records `(key, value, headers)` to `topic` (a `None` value is a
+    /// tombstone) and waits until all are acknowledged. For bulk loads: records are only
+    /// enqueued one by one and acknowledged together.
+    pub fn produce_bytes<'r>(
+        &self,
+        topic: &str,
+        records: impl IntoIterator<Item = (&'r [u8], Option<&'r [u8]>, &'r [(String, String)])>,
+    ) {
+        let producer = self.producer();
+        for (key, value, headers) in records {
+            let headers = headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
+                h.insert(Header {
+                    key: k,
+                    value: Some(v.as_bytes()),
+                })
+            });
+            let mut record = BaseRecord::<[u8], [u8]>::to(topic)
+                .key(key)
+                .headers(headers);
+            if let Some(value) = value {
+                record = record.payload(value);
+            }
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((
+                        rdkafka::error::KafkaError::MessageProduction(
+                            rdkafka::types::RDKafkaErrorCode::QueueFull,
+                        ),
+                        back,
+                    )) => {
+                        record = back;
+                        producer.poll(Duration::from_millis(10));
+                    }
+                    Err((e, _)) => panic!("enqueueing a record to {topic} failed: {e}"),
+                }
+            }
+        }
+        producer
+            .flush(Duration::from_secs(60))
+            .expect("flushing the producer failed");
+    }
+
     /// Reads `topic` from the beginning of every partition without joining a group, until at
     /// least `min_records` records have arrived and every partition has reached its end (for
     /// `read_committed`, the last stable offset), or until `timeout`. Returns what it read;

@@ -8,6 +8,8 @@
 //! - [`subscriptions`]: the live subscription index, loaded from the compacted topic.
 //! - [`route`]: decode → match → filter → transform → route, per batch.
 //! - [`metrics`]: the router's Prometheus metrics.
+//! - `testkit` (feature `testkit`): a reproducible workload, its oracle, and an in-process
+//!   router for tests and benchmarks.
 //!
 //! The service is [`Router::build`] then [`Router::run_until_stopped`].
 
@@ -15,6 +17,8 @@ pub mod config;
 pub mod metrics;
 pub mod route;
 pub mod subscriptions;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,10 +59,12 @@ pub struct Router {
 impl Router {
     /// Validates the configuration, loads the schemas and creates Herald's topics if needed.
     pub async fn build(config: RouterConfig) -> Result<Self, RouterError> {
-        let names =
-            TopicNames::with_prefix(&config.topic_prefix).map_err(|e| RouterError::Config(e.to_string()))?;
+        let names = TopicNames::with_prefix(&config.topic_prefix)
+            .map_err(|e| RouterError::Config(e.to_string()))?;
         let catalog = match &config.schemas_dir {
-            Some(dir) => Arc::new(Catalog::load_dir(dir).map_err(|e| RouterError::Schemas(e.to_string()))?),
+            Some(dir) => {
+                Arc::new(Catalog::load_dir(dir).map_err(|e| RouterError::Schemas(e.to_string()))?)
+            }
             None => Catalog::builtin(),
         };
         let registry_client = match &config.registry_url {
@@ -107,6 +113,13 @@ impl Router {
             &self.config.transactional_id(&self.names),
             self.config.source_topics.clone(),
         );
+        // The transactional id is already stable per instance; the same id makes the group
+        // membership static, so an instance restarted after a crash takes its partitions back
+        // at once instead of waiting out the dead member's session. Only the classic protocol
+        // lets a static member replace itself: KIP-848 answers UNRELEASED_INSTANCE_ID until
+        // the old member's session times out.
+        pipeline_config.group_instance_id = Some(self.config.transactional_id(&self.names));
+        pipeline_config.group_protocol = "classic".to_owned();
         pipeline_config.max_batch_records = self.config.max_batch_records;
         pipeline_config.max_batch_wait = Duration::from_millis(self.config.max_batch_wait_ms);
         let mut pipeline = Pipeline::new(&self.config.kafka, pipeline_config)?;

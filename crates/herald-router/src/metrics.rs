@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 /// Event types beyond this many distinct values are counted as `other`, so a producer that
@@ -65,7 +65,10 @@ impl RouterMetrics {
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let metrics = Self {
             events_in: IntCounterVec::new(
-                Opts::new("herald_router_events_total", "Events read, by topic and type."),
+                Opts::new(
+                    "herald_router_events_total",
+                    "Events read, by topic and type.",
+                ),
                 &["topic", "type"],
             )?,
             notifications_out: IntCounterVec::new(

@@ -100,7 +100,11 @@ impl RouteProcessor {
     }
 
     /// The notifications of one event, or the dead letters of the pairs that failed.
-    fn route_event(&self, event: &Event, record: &ReadRecord) -> Vec<Result<OutRecord, DeadLetter>> {
+    fn route_event(
+        &self,
+        event: &Event,
+        record: &ReadRecord,
+    ) -> Vec<Result<OutRecord, DeadLetter>> {
         let facts = EventFacts {
             event_type: &event.event_type,
             tenant: event.tenant.as_deref(),
@@ -185,8 +189,14 @@ impl RouteProcessor {
                 "herald-notification-id".to_owned(),
                 notification.notification_id.clone().into_bytes(),
             ),
-            ("ce_type".to_owned(), notification.event_type.clone().into_bytes()),
-            ("ce_id".to_owned(), notification.event_id.clone().into_bytes()),
+            (
+                "ce_type".to_owned(),
+                notification.event_type.clone().into_bytes(),
+            ),
+            (
+                "ce_id".to_owned(),
+                notification.event_id.clone().into_bytes(),
+            ),
         ];
         if let Some(tp) = &notification.traceparent {
             headers.push(("traceparent".to_owned(), tp.clone().into_bytes()));
@@ -205,14 +215,20 @@ impl RouteProcessor {
 
     /// The original record, untouched, with Herald's origin and error headers added.
     fn dead_letter(&self, record: &ReadRecord, dead: DeadLetter) -> OutRecord {
-        self.metrics.dead_letters.with_label_values(&[dead.kind]).inc();
+        self.metrics
+            .dead_letters
+            .with_label_values(&[dead.kind])
+            .inc();
         let mut headers: Vec<(String, Vec<u8>)> = record
             .headers
             .iter()
             .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
             .collect();
         headers.extend([
-            ("herald-origin-topic".to_owned(), record.topic.clone().into_bytes()),
+            (
+                "herald-origin-topic".to_owned(),
+                record.topic.clone().into_bytes(),
+            ),
             (
                 "herald-origin-partition".to_owned(),
                 record.partition.to_string().into_bytes(),
@@ -221,7 +237,10 @@ impl RouteProcessor {
                 "herald-origin-offset".to_owned(),
                 record.offset.to_string().into_bytes(),
             ),
-            ("herald-error-kind".to_owned(), dead.kind.as_bytes().to_vec()),
+            (
+                "herald-error-kind".to_owned(),
+                dead.kind.as_bytes().to_vec(),
+            ),
             ("herald-error".to_owned(), dead.detail.into_bytes()),
         ]);
         if let Some(id) = dead.subscription_id {

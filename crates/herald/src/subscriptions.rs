@@ -143,15 +143,23 @@ async fn load(target: &Target) -> anyhow::Result<BTreeMap<String, Subscription>>
     let mut current = BTreeMap::new();
     while !follower.caught_up() {
         for record in follower.poll(10_000, Duration::from_millis(200))? {
-            let key = String::from_utf8_lossy(record.key.as_deref().unwrap_or_default()).into_owned();
-            match record.value.as_deref().map(|v| codec.decode::<Subscription>(v)) {
+            let key =
+                String::from_utf8_lossy(record.key.as_deref().unwrap_or_default()).into_owned();
+            match record
+                .value
+                .as_deref()
+                .map(|v| codec.decode::<Subscription>(v))
+            {
                 None => {
                     current.remove(&key);
                 }
                 Some(Ok(sub)) => {
                     current.insert(key, sub);
                 }
-                Some(Err(e)) => eprintln!("warning: subscription {key:?} at offset {}: {e}", record.offset),
+                Some(Err(e)) => eprintln!(
+                    "warning: subscription {key:?} at offset {}: {e}",
+                    record.offset
+                ),
             }
         }
     }
@@ -221,7 +229,8 @@ fn from_flags(args: &CreateArgs, now: i64) -> anyhow::Result<Subscription> {
             headers,
         },
         transform,
-        retry_schedule_ms: (!args.retry_schedule_ms.is_empty()).then(|| args.retry_schedule_ms.clone()),
+        retry_schedule_ms: (!args.retry_schedule_ms.is_empty())
+            .then(|| args.retry_schedule_ms.clone()),
         ordering: if args.per_key_ordering {
             Ordering::PerKey
         } else {
