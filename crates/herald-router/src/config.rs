@@ -30,6 +30,9 @@ pub struct RouterConfig {
     pub max_batch_wait_ms: u64,
     /// Partitions of the notify and DLQ topics the router creates when they are missing.
     pub notify_partitions: i32,
+    /// Threads that route each batch's decoded events (matching, filters, transforms,
+    /// encoding); the default is the machine's parallelism.
+    pub route_threads: usize,
 }
 
 impl RouterConfig {
@@ -45,6 +48,7 @@ impl RouterConfig {
             max_batch_records: 2000,
             max_batch_wait_ms: 20,
             notify_partitions: 6,
+            route_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 

@@ -30,7 +30,7 @@ use herald_core::topics::{ChannelName, TopicNames};
 use herald_kafka::{Admin, Pipeline, PipelineConfig, TopicSpec};
 
 pub use config::RouterConfig;
-use metrics::RouterMetrics;
+pub use metrics::RouterMetrics;
 use route::RouteProcessor;
 
 /// Why the router could not start or stopped.
@@ -89,6 +89,11 @@ impl Router {
         })
     }
 
+    /// The router's metrics, for embedding processes and benchmarks that read them directly.
+    pub fn metrics(&self) -> Arc<RouterMetrics> {
+        self.metrics.clone()
+    }
+
     /// The Prometheus registry holding the router's metrics.
     pub fn metrics_registry(&self) -> &prometheus::Registry {
         &self.registry
@@ -131,6 +136,7 @@ impl Router {
             metrics: self.metrics,
             runtime,
             next_pause: Duration::from_millis(500),
+            threads: self.config.route_threads,
         };
         tracing::info!(topics = ?self.config.source_topics, "routing");
         let result = pipeline.run(&mut processor, &stop);

@@ -32,6 +32,8 @@ pub struct RouterMetrics {
     pub transaction_seconds: HistogramVec,
     /// Aborted transactions.
     pub transactions_aborted: IntCounter,
+    /// Input events whose transaction committed: the router's real throughput.
+    pub events_committed: IntCounter,
     /// Consumer lag by topic and partition.
     pub consumer_lag: IntGaugeVec,
     /// Subscriptions loaded.
@@ -112,6 +114,10 @@ impl RouterMetrics {
                 "herald_router_transactions_aborted_total",
                 "Aborted transactions (their batches are read again).",
             )?,
+            events_committed: IntCounter::new(
+                "herald_router_events_committed_total",
+                "Input events whose outcome (notifications, dead letters, offsets) committed.",
+            )?,
             consumer_lag: IntGaugeVec::new(
                 Opts::new("herald_router_consumer_lag", "Consumer lag in records."),
                 &["topic", "partition"],
@@ -136,6 +142,7 @@ impl RouterMetrics {
         registry.register(Box::new(metrics.retry_pauses.clone()))?;
         registry.register(Box::new(metrics.transaction_seconds.clone()))?;
         registry.register(Box::new(metrics.transactions_aborted.clone()))?;
+        registry.register(Box::new(metrics.events_committed.clone()))?;
         registry.register(Box::new(metrics.consumer_lag.clone()))?;
         registry.register(Box::new(metrics.subscriptions.clone()))?;
         registry.register(Box::new(metrics.subscription_errors.clone()))?;

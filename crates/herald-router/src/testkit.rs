@@ -326,6 +326,8 @@ pub fn payload_of(value: &[u8]) -> Json {
 /// schema registry client; [`RunningRouter::stop`] finishes its transaction and joins it.
 pub struct RunningRouter {
     stop: Arc<AtomicBool>,
+    registry: prometheus::Registry,
+    metrics: Arc<crate::RouterMetrics>,
     thread: Option<std::thread::JoinHandle<Result<(), RouterError>>>,
 }
 
@@ -345,7 +347,8 @@ impl RunningRouter {
                     .expect("a runtime for the router");
                 let router = match runtime.block_on(Router::build(config)) {
                     Ok(router) => {
-                        let _ = built_tx.send(Ok(()));
+                        let _ = built_tx
+                            .send(Ok((router.metrics_registry().clone(), router.metrics())));
                         router
                     }
                     Err(error) => {
@@ -356,13 +359,35 @@ impl RunningRouter {
                 router.run_until_stopped(thread_stop, runtime.handle().clone())
             })
             .expect("spawning the router thread");
-        built_rx
+        let (registry, metrics) = built_rx
             .recv()
             .expect("the router thread ended before it was built")?;
         Ok(Self {
             stop,
+            registry,
+            metrics,
             thread: Some(thread),
         })
+    }
+
+    /// The router's metrics.
+    pub fn metrics(&self) -> &crate::RouterMetrics {
+        &self.metrics
+    }
+
+    /// The sum of a counter's values over all its labels, gathered from the registry.
+    pub fn counter_total(&self, name: &str) -> f64 {
+        self.registry
+            .gather()
+            .iter()
+            .filter(|family| family.name() == name)
+            .flat_map(|family| {
+                family
+                    .get_metric()
+                    .iter()
+                    .map(|m| m.get_counter().get_value())
+            })
+            .sum()
     }
 
     /// Asks the router to stop, waits until it has, and returns how it ended.
