@@ -24,9 +24,14 @@ pub(crate) struct ReadArgs {
     /// Stop after this many records.
     #[arg(long, default_value_t = 100)]
     limit: usize,
-    /// Stop waiting for the end of the topic after this many seconds.
+    /// Stop waiting for the end of the topic (or for `--wait-for` records) after this many
+    /// seconds.
     #[arg(long, default_value_t = 10)]
     timeout_secs: u64,
+    /// Wait until at least this many records have arrived, for a topic a service is still
+    /// writing to.
+    #[arg(long, default_value_t = 0)]
+    wait_for: usize,
     /// The catalogue folder: reader schemas and single-object writer schemas.
     #[arg(long, default_value = "schemas")]
     schemas: PathBuf,
@@ -43,7 +48,7 @@ pub(crate) async fn run(args: ReadArgs) -> anyhow::Result<()> {
     let config = KafkaConfig::new(&args.endpoints.brokers);
     let options = ReadOptions {
         isolation: Isolation::ReadCommitted,
-        min_records: 0,
+        min_records: args.wait_for,
         max_records: args.limit,
         timeout: Duration::from_secs(args.timeout_secs),
     };
