@@ -7,6 +7,7 @@
 //! - [`transform`]: from an event to the payload a subscriber receives.
 //! - [`matching`]: the subscription index that routes an event without a linear scan.
 //! - [`notification`]: notification records and their deterministic ids.
+//! - [`retry`]: the retry schedule, jitter, `Retry-After` bounds and retry tiers.
 //! - [`time`]: timestamps as Herald's records carry them.
 //!
 //! # Architecture invariant
@@ -17,6 +18,7 @@
 pub mod filter;
 pub mod matching;
 pub mod notification;
+pub mod retry;
 pub mod subscription;
 pub mod time;
 pub mod topics;
