@@ -74,11 +74,14 @@ pub fn to_json(entry: &SchemaEntry, schema: &Schema, value: &Value) -> Json {
             let mut object = Map::with_capacity(fields.len());
             for (position, (name, field_value)) in fields.iter().enumerate() {
                 let field_schema = match schema {
+                    // Decoded records hold their fields in schema order, so the field at the
+                    // same position is nearly always the one; the name lookup (a hash per
+                    // field) is the fallback.
                     Schema::Record(record) => record
-                        .lookup
-                        .get(name)
-                        .and_then(|i| record.fields.get(*i))
-                        .or_else(|| record.fields.get(position))
+                        .fields
+                        .get(position)
+                        .filter(|f| &f.name == name)
+                        .or_else(|| record.lookup.get(name).and_then(|i| record.fields.get(*i)))
                         .map(|f| &f.schema),
                     _ => None,
                 };
