@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use herald_core::topics::TopicNames;
 use herald_kafka::testkit::{ReadRecord, TestKafka};
-use herald_kafka::{BatchOutcome, BatchProcessor, OutRecord, Pipeline, PipelineConfig, TopicSpec};
+use herald_kafka::{BatchOutcome, BatchProcessor, OutRecord, Pipeline, PipelineConfig};
 use herald_router::RouterConfig;
 use herald_router::testkit::{self, RunningRouter};
 
@@ -117,43 +117,15 @@ fn main() {
     let names = TopicNames::with_prefix(kafka.prefix()).expect("prefix");
     let topic = runtime.block_on(kafka.create_topic("events.bench", PARTITIONS));
     let passthrough_out = runtime.block_on(kafka.create_topic("passthrough.out", PARTITIONS));
-    runtime
-        .block_on(kafka.admin().ensure_topics(&[
-            TopicSpec::new(names.subscriptions(), 1).config("cleanup.policy", "compact"),
-        ]))
-        .expect("subscriptions topic");
-
+    runtime.block_on(testkit::create_subscriptions_topic(&kafka, &names));
     let subs = testkit::tenant_scoped_subscriptions(SUBSCRIPTIONS, TENANTS);
-    let records: Vec<(Vec<u8>, Vec<u8>)> = subs
-        .iter()
-        .map(|s| {
-            (
-                s.subscription_id.clone().into_bytes(),
-                testkit::subscription_record(s),
-            )
-        })
-        .collect();
-    kafka.produce_bytes(
-        &names.subscriptions(),
-        records
-            .iter()
-            .map(|(k, v)| (k.as_slice(), Some(v.as_slice()), &[][..])),
-    );
+    testkit::put_subscriptions(&kafka, &names, &subs);
     eprintln!("producing {total} events to {topic}");
     let produced_at = Instant::now();
     let events: Vec<_> = (0..total)
         .map(|i| testkit::event_among_tenants("bench", i, TENANTS))
         .collect();
-    kafka.produce_bytes(
-        &topic,
-        events.iter().map(|e| {
-            (
-                e.key.as_bytes(),
-                Some(e.value.as_slice()),
-                e.headers.as_slice(),
-            )
-        }),
-    );
+    testkit::produce_events(&kafka, &topic, &events);
     let sample = testkit::expected(&subs, &events[..events.len().min(10_000)]);
     let fan_out = sample.values().sum::<usize>() as f64 / events.len().min(10_000) as f64;
     let mean_bytes = events.iter().map(|e| e.value.len()).sum::<usize>() as f64 / total as f64;

@@ -15,6 +15,10 @@ use herald_core::Subscription;
 use herald_core::subscription::{Destination, Ordering};
 use serde_json::{Value as Json, json};
 
+use herald_core::topics::TopicNames;
+use herald_kafka::TopicSpec;
+use herald_kafka::testkit::TestKafka;
+
 use crate::{Router, RouterConfig, RouterError};
 
 /// One generated event and the facts the oracle needs.
@@ -296,6 +300,65 @@ pub fn expected(
         }
     }
     out
+}
+
+/// Creates the compacted subscriptions topic of `names`, so that subscriptions can be written
+/// before a router starts (it creates its topics itself otherwise).
+pub async fn create_subscriptions_topic(kafka: &TestKafka, names: &TopicNames) {
+    kafka
+        .admin()
+        .ensure_topics(&[
+            TopicSpec::new(names.subscriptions(), 1).config("cleanup.policy", "compact")
+        ])
+        .await
+        .expect("creating the subscriptions topic");
+}
+
+/// Writes subscriptions to `names`' subscriptions topic, as `herald subscriptions create`
+/// does.
+pub fn put_subscriptions(kafka: &TestKafka, names: &TopicNames, subs: &[Subscription]) {
+    let records: Vec<(Vec<u8>, Vec<u8>)> = subs
+        .iter()
+        .map(|s| {
+            (
+                s.subscription_id.clone().into_bytes(),
+                subscription_record(s),
+            )
+        })
+        .collect();
+    kafka.produce_bytes(
+        &names.subscriptions(),
+        records
+            .iter()
+            .map(|(k, v)| (k.as_slice(), Some(v.as_slice()), &[][..])),
+    );
+}
+
+/// Produces generated events to `topic`, keyed by entity, with their CloudEvents headers.
+pub fn produce_events(kafka: &TestKafka, topic: &str, events: &[GeneratedEvent]) {
+    kafka.produce_bytes(
+        topic,
+        events.iter().map(|e| {
+            (
+                e.key.as_bytes(),
+                Some(e.value.as_slice()),
+                e.headers.as_slice(),
+            )
+        }),
+    );
+}
+
+/// The event ids in the payloads of notification records, in record order.
+pub fn notified_event_ids(records: &[herald_kafka::testkit::ReadRecord]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| {
+            payload_of(r.value.as_deref().unwrap_or_default())["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
 }
 
 /// Encodes a subscription as the record `herald subscriptions create` writes.

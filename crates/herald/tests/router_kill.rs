@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use herald_contract::RecordCodec;
 use herald_core::Notification;
 use herald_core::topics::{ChannelName, TopicNames};
-use herald_kafka::TopicSpec;
 use herald_kafka::testkit::{Isolation, TestKafka, test_registry};
 use herald_router::testkit;
 
@@ -84,40 +83,11 @@ async fn router_killed_with_sigkill_mid_run_still_writes_each_notification_once(
     let kafka = TestKafka::new("router-sigkill");
     let names = TopicNames::with_prefix(kafka.prefix()).expect("prefix");
     let topic = kafka.create_topic("events.mixed", PARTITIONS).await;
-    kafka
-        .admin()
-        .ensure_topics(&[
-            TopicSpec::new(names.subscriptions(), 1).config("cleanup.policy", "compact")
-        ])
-        .await
-        .expect("subscriptions topic");
+    testkit::create_subscriptions_topic(&kafka, &names).await;
     let subs = testkit::subscriptions(50);
-    let records: Vec<(Vec<u8>, Vec<u8>)> = subs
-        .iter()
-        .map(|s| {
-            (
-                s.subscription_id.clone().into_bytes(),
-                testkit::subscription_record(s),
-            )
-        })
-        .collect();
-    kafka.produce_bytes(
-        &names.subscriptions(),
-        records
-            .iter()
-            .map(|(k, v)| (k.as_slice(), Some(v.as_slice()), &[][..])),
-    );
+    testkit::put_subscriptions(&kafka, &names, &subs);
     let events: Vec<_> = (0..EVENTS).map(|i| testkit::event("kill", i)).collect();
-    kafka.produce_bytes(
-        &topic,
-        events.iter().map(|e| {
-            (
-                e.key.as_bytes(),
-                Some(e.value.as_slice()),
-                e.headers.as_slice(),
-            )
-        }),
-    );
+    testkit::produce_events(&kafka, &topic, &events);
     let expected = testkit::expected(&subs, &events);
 
     let log = std::env::temp_dir().join(format!("{}-router.log", kafka.prefix()));

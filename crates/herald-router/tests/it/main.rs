@@ -12,10 +12,9 @@ use std::time::Duration;
 
 use herald_core::Subscription;
 use herald_core::topics::{ChannelName, TopicNames};
-use herald_kafka::TopicSpec;
 use herald_kafka::testkit::{Isolation, ReadRecord, TestKafka};
 use herald_router::RouterConfig;
-use herald_router::testkit::{GeneratedEvent, subscription_record};
+use herald_router::testkit::{self, GeneratedEvent};
 
 /// How long a test waits for the router's output before it fails.
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
@@ -34,13 +33,7 @@ impl Setup {
         let kafka = TestKafka::new(test);
         let names = TopicNames::with_prefix(kafka.prefix()).expect("a valid prefix");
         let events_topic = kafka.create_topic("events.mixed", partitions).await;
-        kafka
-            .admin()
-            .ensure_topics(&[
-                TopicSpec::new(names.subscriptions(), 1).config("cleanup.policy", "compact")
-            ])
-            .await
-            .expect("creating the subscriptions topic");
+        testkit::create_subscriptions_topic(&kafka, &names).await;
         Self {
             kafka,
             names,
@@ -60,21 +53,7 @@ impl Setup {
 
     /// Writes subscriptions as `herald subscriptions create` does.
     fn put_subscriptions(&self, subs: &[Subscription]) {
-        let records: Vec<(Vec<u8>, Vec<u8>)> = subs
-            .iter()
-            .map(|s| {
-                (
-                    s.subscription_id.clone().into_bytes(),
-                    subscription_record(s),
-                )
-            })
-            .collect();
-        self.kafka.produce_bytes(
-            &self.names.subscriptions(),
-            records
-                .iter()
-                .map(|(k, v)| (k.as_slice(), Some(v.as_slice()), &[][..])),
-        );
+        testkit::put_subscriptions(&self.kafka, &self.names, subs);
     }
 
     /// Deletes a subscription with a tombstone.
@@ -87,16 +66,7 @@ impl Setup {
 
     /// Produces generated events to the events topic, keyed by entity.
     fn produce_events(&self, events: &[GeneratedEvent]) {
-        self.kafka.produce_bytes(
-            &self.events_topic,
-            events.iter().map(|e| {
-                (
-                    e.key.as_bytes(),
-                    Some(e.value.as_slice()),
-                    e.headers.as_slice(),
-                )
-            }),
-        );
+        testkit::produce_events(&self.kafka, &self.events_topic, events);
     }
 
     /// The committed records of `channel`'s notify topic, waiting for at least `min`.

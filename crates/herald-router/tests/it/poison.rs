@@ -54,16 +54,10 @@ async fn poison_records_are_dead_lettered_with_reasons_while_good_ones_flow() {
     setup.produce_events(&events);
 
     let router = RunningRouter::start(setup.router_config()).expect("the router starts");
-    let notified: BTreeSet<String> = setup
-        .notifications("webhook", good_ids.len())
-        .iter()
-        .map(|r| {
-            testkit::payload_of(r.value.as_deref().unwrap_or_default())["id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect();
+    let notified: BTreeSet<String> =
+        testkit::notified_event_ids(&setup.notifications("webhook", good_ids.len()))
+            .into_iter()
+            .collect();
     let dead = setup.dead_letters(poison.len(), Duration::from_secs(60));
     router.stop().expect("the router stops cleanly");
 

@@ -89,16 +89,7 @@ async fn registry_outage_pauses_routing_without_losing_or_reordering_events() {
         .await
         .expect("rebinding the port");
     let proxy = tokio::spawn(forward(listener, upstream));
-    let routed: Vec<String> = setup
-        .notifications("webhook", events.len())
-        .iter()
-        .map(|r| {
-            testkit::payload_of(r.value.as_deref().unwrap_or_default())["id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect();
+    let routed = testkit::notified_event_ids(&setup.notifications("webhook", events.len()));
     router.stop().expect("the router stops cleanly");
     proxy.abort();
     let produced: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
