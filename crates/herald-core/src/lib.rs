@@ -1,6 +1,8 @@
 //! Herald's domain model: the names, identities and rules that every service agrees on.
 //!
 //! # Layout
+//! - [`app`]: apps and their encrypted signing secrets.
+//! - [`attempt`]: delivery attempt records.
 //! - [`topics`]: the names of Herald's Kafka topics, derived from one configurable prefix.
 //! - [`subscription`]: subscriptions as stored, and their validation and compilation.
 //! - [`filter`]: CEL filter expressions, compiled once, evaluated per event.
@@ -15,6 +17,8 @@
 //! rules it holds can be unit-tested and property-tested in isolation and reused by every
 //! service without dragging a runtime along.
 
+pub mod app;
+pub mod attempt;
 pub mod filter;
 pub mod matching;
 pub mod notification;

@@ -20,6 +20,15 @@ pub fn epoch_ms<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Er
     }
 }
 
+/// [`epoch_ms`] for an optional timestamp (`null` stays `None`).
+pub fn optional_epoch_ms<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrapped(#[serde(deserialize_with = "epoch_ms")] i64);
+    Ok(Option::<Wrapped>::deserialize(deserializer)?.map(|Wrapped(ms)| ms))
+}
+
 /// Now, in epoch milliseconds.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

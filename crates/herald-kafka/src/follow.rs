@@ -3,6 +3,8 @@
 //! end it had at start, and then keep applying changes as they arrive.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -94,4 +96,37 @@ impl TopicFollower {
         }
         Ok(records)
     }
+}
+
+/// Applies every record of `topic` up to its current end with `apply`, then keeps applying
+/// new ones on a thread of its own until `stop` is set: how a service loads a compacted topic
+/// before it starts and follows its changes while it runs.
+pub fn load_then_follow(
+    config: &KafkaConfig,
+    topic: &str,
+    stop: Arc<AtomicBool>,
+    mut apply: impl FnMut(&ReadRecord) + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, KafkaError> {
+    let mut follower = TopicFollower::open(config, topic)?;
+    while !follower.caught_up() {
+        for record in follower.poll(10_000, Duration::from_millis(200))? {
+            apply(&record);
+        }
+    }
+    let name = format!("follow {topic}");
+    let handle = std::thread::Builder::new()
+        .name(name.chars().take(15).collect())
+        .spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                match follower.poll(10_000, Duration::from_millis(100)) {
+                    Ok(records) => records.iter().for_each(&mut apply),
+                    Err(error) => {
+                        tracing::warn!(%error, topic = follower.topic(), "following failed; retrying");
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+            }
+        })
+        .expect("spawning a follower thread");
+    Ok(handle)
 }

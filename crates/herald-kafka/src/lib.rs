@@ -8,6 +8,9 @@
 //! - [`pipeline`]: the transactional read-process-write loop (exactly-once fan-out).
 //! - [`producer`]: an idempotent producer of byte records for crates that do not link rdkafka.
 //! - [`reader`]: reading a topic from its beginning to its end, outside any consumer group.
+//! - [`tracker`]: per-partition tracking of records that complete out of order.
+//! - [`transaction`]: the transactional producer both exactly-once loops commit through.
+//! - [`worker`]: the concurrent read-process-write loop of the delivery services.
 //! - `testkit` (feature `testkit`): per-test topic prefixes and produce/consume helpers for
 //!   tests that run against the real broker.
 //!
@@ -24,16 +27,18 @@ pub mod producer;
 pub mod reader;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod tracker;
+pub mod transaction;
+pub mod worker;
 
 pub use admin::{Admin, ClusterInfo, TopicOutcome, TopicSpec};
 pub use config::KafkaConfig;
 pub use error::KafkaError;
 pub use follow::TopicFollower;
-pub use pipeline::{
-    BatchOutcome, BatchProcessor, CommitStats, OutRecord, Pipeline, PipelineConfig,
-};
+pub use pipeline::{BatchOutcome, BatchProcessor, Pipeline, PipelineConfig};
 pub use producer::{Landed, RecordProducer};
 pub use reader::ReadRecord;
+pub use transaction::{CommitStats, OutRecord};
 
 /// Re-exported so that crates above this one can name client types without linking rdkafka
 /// themselves.

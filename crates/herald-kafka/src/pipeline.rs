@@ -25,12 +25,11 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::reader::ReadRecord;
+use crate::transaction::{CommitStats, NextOffsets, OutRecord, Transactor};
 use crate::{KafkaConfig, KafkaError};
 
 /// How the loop consumes and commits.
@@ -76,19 +75,6 @@ impl PipelineConfig {
     }
 }
 
-/// A record to write in the current transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutRecord {
-    /// The topic.
-    pub topic: String,
-    /// The key, if any.
-    pub key: Option<Vec<u8>>,
-    /// The value; `None` writes a tombstone.
-    pub value: Option<Vec<u8>>,
-    /// Headers, in order.
-    pub headers: Vec<(String, Vec<u8>)>,
-}
-
 /// What a processor made of a batch.
 #[derive(Debug, Default)]
 pub struct BatchOutcome {
@@ -98,17 +84,6 @@ pub struct BatchOutcome {
     pub processed: usize,
     /// When the batch was cut short: how long to wait before reading the rest again.
     pub pause: Option<Duration>,
-}
-
-/// Figures of one committed transaction.
-#[derive(Debug, Clone, Copy)]
-pub struct CommitStats {
-    /// Input records whose offsets it committed.
-    pub records: usize,
-    /// Output records it wrote.
-    pub outputs: usize,
-    /// From `begin_transaction` to the end of `commit_transaction`.
-    pub elapsed: Duration,
 }
 
 /// Turns consumed batches into output records; the loop owns everything Kafka.
@@ -123,14 +98,28 @@ pub trait BatchProcessor {
     fn lag(&mut self, _lags: &[(String, i32, i64)]) {}
 }
 
-/// Observes rebalances (which happen only inside `poll`) and statistics.
-struct PipelineContext {
+/// Observes rebalances (which happen only inside `poll`) and statistics; shared by both
+/// exactly-once loops.
+#[derive(Default)]
+pub(crate) struct PipelineContext {
     /// Bumped on every assignment change, so the loop knows a batch straddled one.
     rebalances: AtomicU64,
     /// Partitions revoked since the loop last looked.
     revoked: Mutex<HashSet<(String, i32)>>,
     /// Consumer lag per partition from the latest statistics.
     lags: Mutex<Option<Vec<(String, i32, i64)>>>,
+}
+
+impl PipelineContext {
+    /// The partitions revoked since the last call.
+    pub(crate) fn take_revoked(&self) -> HashSet<(String, i32)> {
+        std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The lags reported since the last call, if any.
+    pub(crate) fn take_lags(&self) -> Option<Vec<(String, i32, i64)>> {
+        self.lags.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
 }
 
 impl ClientContext for PipelineContext {
@@ -171,24 +160,16 @@ impl ConsumerContext for PipelineContext {
 
 /// The consumer and transactional producer of one pipeline instance.
 pub struct Pipeline {
-    kafka: KafkaConfig,
     config: PipelineConfig,
     consumer: BaseConsumer<PipelineContext>,
-    producer: BaseProducer,
+    transactor: Transactor,
 }
-
-/// How long the loop waits on a blocking transactional call before treating it as failed.
-const TXN_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Pipeline {
     /// Creates the consumer, subscribes it, and creates the producer with transactions
     /// initialised (which fences an earlier producer with the same `transactional.id`).
     pub fn new(kafka: &KafkaConfig, config: PipelineConfig) -> Result<Self, KafkaError> {
-        let context = PipelineContext {
-            rebalances: AtomicU64::new(0),
-            revoked: Mutex::new(HashSet::new()),
-            lags: Mutex::new(None),
-        };
+        let context = PipelineContext::default();
         let mut client_config = kafka.client_config();
         if let Some(instance) = &config.group_instance_id {
             client_config.set("group.instance.id", instance);
@@ -205,12 +186,12 @@ impl Pipeline {
             .create_with_context(context)?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
-        let producer = create_producer(kafka, &config)?;
+        let transactor =
+            Transactor::new(kafka, &config.transactional_id, config.transaction_timeout)?;
         Ok(Self {
-            kafka: kafka.clone(),
             config,
             consumer,
-            producer,
+            transactor,
         })
     }
 
@@ -228,27 +209,13 @@ impl Pipeline {
                 .rebalances
                 .load(AtomicOrdering::SeqCst);
             let batch = self.collect_batch(stop)?;
-            if let Some(lags) = self
-                .consumer
-                .context()
-                .lags
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take()
-            {
+            if let Some(lags) = self.consumer.context().take_lags() {
                 processor.lag(&lags);
             }
             if batch.is_empty() {
                 continue;
             }
-            let revoked: HashSet<(String, i32)> = std::mem::take(
-                &mut *self
-                    .consumer
-                    .context()
-                    .revoked
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()),
-            );
+            let revoked = self.consumer.context().take_revoked();
             if self
                 .consumer
                 .context()
@@ -332,96 +299,10 @@ impl Pipeline {
         if done.is_empty() && outputs.is_empty() {
             return Ok(None);
         }
-        let started = Instant::now();
-        let output_count = outputs.len();
-        let result = self.try_commit(done, outputs);
-        match result {
-            Ok(()) => Ok(Some(CommitStats {
-                records: done.len(),
-                outputs: output_count,
-                elapsed: started.elapsed(),
-            })),
-            Err(e) => {
-                let reason = e.to_string();
-                let fatal = matches!(&e, RdKafkaError::Transaction(t) if t.is_fatal());
-                if fatal {
-                    self.recreate_producer();
-                } else if let Err(abort) = self.producer.abort_transaction(TXN_CALL_TIMEOUT) {
-                    tracing::warn!(error = %abort, "abort failed; recreating the producer");
-                    self.recreate_producer();
-                }
-                Err(reason)
-            }
-        }
-    }
-
-    fn try_commit(&self, done: &[ReadRecord], outputs: Vec<OutRecord>) -> Result<(), RdKafkaError> {
-        self.producer.begin_transaction()?;
-        for out in &outputs {
-            self.send(out)?;
-        }
-        let offsets = next_offsets(done)?;
-        if offsets.count() > 0 {
-            let metadata = self
-                .consumer
-                .group_metadata()
-                .ok_or(RdKafkaError::MessageConsumption(RDKafkaErrorCode::State))?;
-            self.producer
-                .send_offsets_to_transaction(&offsets, &metadata, TXN_CALL_TIMEOUT)?;
-        }
-        self.await_deliveries();
-        let mut retries = 0;
-        loop {
-            match self.producer.commit_transaction(TXN_CALL_TIMEOUT) {
-                Ok(()) => return Ok(()),
-                Err(RdKafkaError::Transaction(e)) if e.is_retriable() && retries < 3 => {
-                    retries += 1;
-                    tracing::warn!(error = %e, retries, "retrying commit_transaction");
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Serves delivery reports until every record of the transaction is acknowledged.
-    ///
-    /// `commit_transaction` flushes by itself, but rust-rdkafka's producer takes delivery
-    /// reports as events that only `poll` consumes, and librdkafka's flush then waits in
-    /// 100 ms steps: every commit took ~101 ms however small the transaction. Draining the
-    /// reports here first brought begin→commit down to a few milliseconds (the router
-    /// benchmark measures it). Failed deliveries still fail the commit, which aborts.
-    fn await_deliveries(&self) {
-        let deadline = Instant::now() + TXN_CALL_TIMEOUT;
-        while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
-            self.producer.poll(Duration::from_millis(1));
-        }
-    }
-
-    /// Enqueues one record, waiting for room when the producer's queue is full.
-    fn send(&self, out: &OutRecord) -> Result<(), RdKafkaError> {
-        let headers = out.headers.iter().fold(OwnedHeaders::new(), |all, (k, v)| {
-            all.insert(Header {
-                key: k,
-                value: Some(v),
-            })
-        });
-        let mut record = BaseRecord::<[u8], [u8]>::to(&out.topic).headers(headers);
-        if let Some(key) = &out.key {
-            record = record.key(key);
-        }
-        if let Some(value) = &out.value {
-            record = record.payload(value);
-        }
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    self.producer.poll(Duration::from_millis(10));
-                }
-                Err((e, _)) => return Err(e),
-            }
-        }
+        let group = self.consumer.group_metadata();
+        self.transactor
+            .commit(&outputs, &next_offsets(done), group.as_ref(), done.len())
+            .map(Some)
     }
 
     /// Seeks every partition of `records` back to its first offset there, except partitions in
@@ -470,54 +351,16 @@ impl Pipeline {
             Err(error) => tracing::error!(%error, "rewind failed"),
         }
     }
-
-    fn recreate_producer(&mut self) {
-        loop {
-            match create_producer(&self.kafka, &self.config) {
-                Ok(producer) => {
-                    self.producer = producer;
-                    return;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "recreating the transactional producer failed; retrying");
-                    std::thread::sleep(Duration::from_secs(1));
-                }
-            }
-        }
-    }
-}
-
-fn create_producer(
-    kafka: &KafkaConfig,
-    config: &PipelineConfig,
-) -> Result<BaseProducer, KafkaError> {
-    let producer: BaseProducer = kafka
-        .client_config()
-        .set("transactional.id", &config.transactional_id)
-        .set(
-            "transaction.timeout.ms",
-            config.transaction_timeout.as_millis().to_string(),
-        )
-        .set("linger.ms", "5")
-        .set("compression.type", "lz4")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()?;
-    producer.init_transactions(TXN_CALL_TIMEOUT)?;
-    Ok(producer)
 }
 
 /// The offsets to commit after `done`: per partition, the last processed offset + 1.
-fn next_offsets(done: &[ReadRecord]) -> Result<TopicPartitionList, RdKafkaError> {
-    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+fn next_offsets(done: &[ReadRecord]) -> NextOffsets {
+    let mut next = NextOffsets::new();
     for r in done {
-        let entry = next.entry((r.topic.as_str(), r.partition)).or_insert(0);
+        let entry = next.entry((r.topic.clone(), r.partition)).or_insert(0);
         *entry = (*entry).max(r.offset + 1);
     }
-    let mut tpl = TopicPartitionList::new();
-    for ((topic, partition), offset) in next {
-        tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
-    }
-    Ok(tpl)
+    next
 }
 
 /// Sleeps for `pause`, waking early when `stop` is set.
@@ -555,18 +398,13 @@ mod tests {
             record("a", 0, 6),
             record("b", 0, 0),
         ];
-        let tpl = next_offsets(&done).unwrap();
-        let got: Vec<(String, i32, Offset)> = tpl
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_owned(), e.partition(), e.offset()))
-            .collect();
+        let got: Vec<((String, i32), i64)> = next_offsets(&done).into_iter().collect();
         assert_eq!(
             got,
             [
-                ("a".to_owned(), 0, Offset::Offset(7)),
-                ("a".to_owned(), 1, Offset::Offset(10)),
-                ("b".to_owned(), 0, Offset::Offset(1)),
+                (("a".to_owned(), 0), 7),
+                (("a".to_owned(), 1), 10),
+                (("b".to_owned(), 0), 1),
             ]
         );
     }

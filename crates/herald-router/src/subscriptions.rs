@@ -1,13 +1,12 @@
 //! The router's view of `herald.subscriptions`: loaded up to the topic's end before routing
 //! starts, then kept current by a thread that applies each change as it arrives.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use herald_contract::RecordCodec;
 use herald_core::{Subscription, SubscriptionIndex};
-use herald_kafka::{KafkaConfig, KafkaError, ReadRecord, TopicFollower};
+use herald_kafka::{KafkaConfig, KafkaError, ReadRecord, follow};
 
 use crate::metrics::RouterMetrics;
 
@@ -71,34 +70,13 @@ pub fn load_and_follow(
 ) -> Result<(SubscriptionStore, std::thread::JoinHandle<()>), KafkaError> {
     let store = SubscriptionStore::default();
     let codec = RecordCodec::subscription();
-    let mut follower = TopicFollower::open(kafka, topic)?;
-    while !follower.caught_up() {
-        for record in follower.poll(10_000, Duration::from_millis(200))? {
-            store.apply(&codec, &record, &metrics);
-        }
-    }
+    let live = store.clone();
+    let handle = follow::load_then_follow(kafka, topic, stop, move |record| {
+        live.apply(&codec, record, &metrics)
+    })?;
     tracing::info!(
         subscriptions = store.read(SubscriptionIndex::len),
         "subscriptions loaded"
     );
-    let live = store.clone();
-    let handle = std::thread::Builder::new()
-        .name("subscriptions".to_owned())
-        .spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                match follower.poll(10_000, Duration::from_millis(100)) {
-                    Ok(records) => {
-                        for record in &records {
-                            live.apply(&codec, record, &metrics);
-                        }
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "reading subscription changes failed; retrying");
-                        std::thread::sleep(Duration::from_secs(1));
-                    }
-                }
-            }
-        })
-        .expect("spawning the subscriptions thread");
     Ok((store, handle))
 }

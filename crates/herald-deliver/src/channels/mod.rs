@@ -1,0 +1,65 @@
+//! Channels: each performs exactly one attempt of one notification and classifies what
+//! happened. Retries, dead letters, limits and commits belong to the worker, so every channel
+//! shares one set of semantics.
+//!
+//! Every channel is a folder of the same shape: `mod.rs` (the channel), `config.rs` (its
+//! settings), `client.rs` (the transport), `tests.rs`.
+
+pub mod webhook;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use herald_core::Notification;
+use herald_core::retry::AttemptOutcome;
+
+use crate::state::SubscriptionView;
+
+/// What one attempt came to, with what the receiver said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptReport {
+    /// The classification the worker acts on.
+    pub outcome: AttemptOutcome,
+    /// The receiver's status code, if it answered.
+    pub response_code: Option<i32>,
+    /// The start of its answer.
+    pub response_body: Option<String>,
+    /// How long the attempt took.
+    pub latency: Duration,
+}
+
+impl AttemptReport {
+    /// A report for an attempt that never reached the receiver.
+    pub fn without_response(outcome: AttemptOutcome, latency: Duration) -> Self {
+        Self {
+            outcome,
+            response_code: None,
+            response_body: None,
+            latency,
+        }
+    }
+}
+
+/// Everything a channel may need besides the notification itself.
+pub struct AttemptContext<'a> {
+    /// The notification's subscription, when it is known.
+    pub subscription: Option<&'a SubscriptionView>,
+    /// The 1-based number of this attempt.
+    pub attempt: i32,
+}
+
+/// A boxed future, so the worker can hold any channel behind one type.
+pub type AttemptFuture<'a> = Pin<Box<dyn Future<Output = AttemptReport> + Send + 'a>>;
+
+/// A delivery channel.
+pub trait Channel: Send + Sync {
+    /// The channel's name, as in `herald.notify.<name>`.
+    fn name(&self) -> &str;
+    /// Makes one attempt.
+    fn attempt<'a>(
+        &'a self,
+        notification: &'a Notification,
+        context: AttemptContext<'a>,
+    ) -> AttemptFuture<'a>;
+}
