@@ -148,11 +148,18 @@ pub trait Dispatcher {
 
 /// Why a partition is paused.
 #[derive(Debug, Clone, Copy)]
-enum Pause {
+enum Why {
     /// Its head is not due until then.
     Due(Instant),
     /// Too many of its records are pending.
     Full,
+}
+
+/// A paused partition: why, and the offset it resumes from.
+#[derive(Debug, Clone, Copy)]
+struct Pause {
+    why: Why,
+    resume_from: i64,
 }
 
 /// The consumer, the transactional producer and the bookkeeping of one worker.
@@ -275,7 +282,7 @@ impl Worker {
                 continue;
             }
             if let Some(due) = self.due_at(&message) {
-                self.pause(&tp, message.offset, Pause::Due(due));
+                self.pause(&tp, message.offset, Why::Due(due));
                 continue;
             }
             self.next_read.insert(tp.clone(), message.offset + 1);
@@ -290,7 +297,7 @@ impl Worker {
             dispatcher.dispatch(message, completion);
             if self.tracker.pending(&tp) >= self.config.max_pending_per_partition {
                 let next = self.next_read[&tp];
-                self.pause(&tp, next, Pause::Full);
+                self.pause(&tp, next, Why::Full);
             }
         }
         Ok(got)
@@ -309,7 +316,7 @@ impl Worker {
     }
 
     /// Pauses `tp` and sets its position to `offset`, where it resumes.
-    fn pause(&mut self, tp: &TopicPartition, offset: i64, why: Pause) {
+    fn pause(&mut self, tp: &TopicPartition, offset: i64, why: Why) {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(&tp.0, tp.1);
         if let Err(error) = self.consumer.pause(&tpl) {
@@ -317,7 +324,13 @@ impl Worker {
             return;
         }
         self.seek(tp, offset);
-        self.paused.insert(tp.clone(), why);
+        self.paused.insert(
+            tp.clone(),
+            Pause {
+                why,
+                resume_from: offset,
+            },
+        );
     }
 
     fn seek(&self, tp: &TopicPartition, offset: i64) {
@@ -333,25 +346,31 @@ impl Worker {
     fn resume_ready(&mut self) {
         let now = Instant::now();
         let half = (self.config.max_pending_per_partition / 2).max(1);
-        let ready: Vec<TopicPartition> = self
+        let ready: Vec<(TopicPartition, i64)> = self
             .paused
             .iter()
-            .filter(|(tp, why)| match why {
-                Pause::Due(at) => *at <= now && self.tracker.pending(tp) < half * 2,
-                Pause::Full => self.tracker.pending(tp) < half,
+            .filter(|(tp, pause)| match pause.why {
+                Why::Due(at) => at <= now && self.tracker.pending(tp) < half * 2,
+                Why::Full => self.tracker.pending(tp) < half,
             })
-            .map(|(tp, _)| tp.clone())
+            .map(|(tp, pause)| (tp.clone(), pause.resume_from))
             .collect();
         if ready.is_empty() {
             return;
         }
         let mut tpl = TopicPartitionList::new();
-        for tp in &ready {
+        for (tp, _) in &ready {
             tpl.add_partition(&tp.0, tp.1);
             self.paused.remove(tp);
         }
         if let Err(error) = self.consumer.resume(&tpl) {
             tracing::warn!(%error, "resume failed");
+        }
+        // librdkafka resumes a partition from the offset after the last record it handed
+        // out, not from where a seek during the pause put it: records fetched before the
+        // pause (and dropped here) would be skipped. Seek again, now that it runs.
+        for (tp, offset) in &ready {
+            self.seek(tp, *offset);
         }
     }
 

@@ -9,7 +9,11 @@
 //! - `topics.rs`: `herald topics create`.
 //! - `router.rs`: `herald router`.
 //! - `subscriptions.rs`: `herald subscriptions create | list | delete`.
+//! - `deliver.rs`: `herald deliver` and `herald dlq list | redrive`.
+//! - `apps.rs`: `herald apps create`.
 
+mod apps;
+mod deliver;
 mod produce;
 mod read;
 mod router;
@@ -73,6 +77,19 @@ enum Command {
         #[command(subcommand)]
         command: subscriptions::SubscriptionsCommand,
     },
+    /// Runs a channel's delivery service: notifications to receivers, with retry tiers and
+    /// a dead-letter topic.
+    Deliver(Box<deliver::DeliverArgs>),
+    /// Lists and redrives a channel's dead letters.
+    Dlq {
+        #[command(subcommand)]
+        command: deliver::DlqCommand,
+    },
+    /// Manages apps and their signing secrets.
+    Apps {
+        #[command(subcommand)]
+        command: apps::AppsCommand,
+    },
     /// Manages topics.
     Topics {
         #[command(subcommand)]
@@ -100,6 +117,9 @@ fn main() -> anyhow::Result<()> {
         Command::Topics { command } => runtime.block_on(topics::run(command)),
         Command::Router(args) => router::run(*args, &runtime),
         Command::Subscriptions { command } => runtime.block_on(subscriptions::run(command)),
+        Command::Deliver(args) => deliver::run(*args, &runtime),
+        Command::Dlq { command } => runtime.block_on(deliver::dlq(command)),
+        Command::Apps { command } => runtime.block_on(apps::run(command)),
     }
 }
 

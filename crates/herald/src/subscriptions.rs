@@ -15,10 +15,10 @@ use herald_kafka::{Admin, KafkaConfig, RecordProducer, TopicFollower, TopicSpec}
 pub(crate) struct Target {
     /// Kafka bootstrap servers.
     #[arg(long, env = "HERALD_BROKERS", default_value = "127.0.0.1:9092")]
-    brokers: String,
+    pub(crate) brokers: String,
     /// Prefix of Herald's topics.
     #[arg(long, env = "HERALD_PREFIX", default_value = "herald")]
-    prefix: String,
+    pub(crate) prefix: String,
 }
 
 #[derive(Debug, clap::Subcommand)]

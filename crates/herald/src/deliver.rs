@@ -1,0 +1,186 @@
+//! `herald deliver`: runs a channel's delivery service until SIGINT or SIGTERM, and
+//! `herald dlq list | redrive`: looks at and redrives its dead letters.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use herald_core::topics::{ChannelName, TopicNames};
+use herald_deliver::secrets::MasterKey;
+use herald_deliver::{DeliverConfig, Deliverer, redrive};
+use herald_kafka::KafkaConfig;
+
+use crate::subscriptions::Target;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DeliverArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The channel to deliver (`webhook`, `http`).
+    #[arg(long, default_value = "webhook")]
+    channel: String,
+    /// Stable id of this replica, part of its transactional.id and group membership; give
+    /// each replica its own and keep it across restarts.
+    #[arg(long, env = "HERALD_INSTANCE_ID", default_value = "0")]
+    instance_id: String,
+    /// Delays before each retry, milliseconds, comma-separated (default: at once, 5 s, 30 s,
+    /// 2 min, 10 min, 30 min, 1 h, 3 h, 6 h, 12 h).
+    #[arg(long, value_delimiter = ',')]
+    retry_schedule_ms: Option<Vec<u64>>,
+    /// Delays of the retry tier topics, milliseconds, ascending (default: the schedule's).
+    #[arg(long, value_delimiter = ',')]
+    retry_tiers_ms: Option<Vec<u64>>,
+    /// Networks (CIDR) deliveries may reach although they are not public, e.g. 127.0.0.1/32.
+    #[arg(long = "allow-network")]
+    allow_networks: Vec<String>,
+    /// How long one attempt may take, milliseconds.
+    #[arg(long, default_value_t = 15_000)]
+    timeout_ms: u64,
+    /// Attempts in flight to one destination at once.
+    #[arg(long, default_value_t = 16)]
+    endpoint_concurrency: usize,
+    /// Attempts per second to one destination; 0 for no limit.
+    #[arg(long, default_value_t = 0)]
+    endpoint_rate_per_sec: u32,
+    /// Consecutive retryable failures that open a destination's circuit breaker; while it is
+    /// open, its notifications go to the retry tiers without a request.
+    #[arg(long, default_value_t = 5)]
+    breaker_failures: u32,
+    /// How long an open breaker waits before letting a probe through, milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    breaker_open_ms: u64,
+    /// Records of one partition in flight or waiting to commit, at most.
+    #[arg(long, default_value_t = 2000)]
+    max_pending: usize,
+    /// The master key that decrypts apps' signing secrets (32 bytes, base64).
+    #[arg(long, env = "HERALD_MASTER_KEY", hide_env_values = true)]
+    master_key: Option<String>,
+    /// Partitions of the topics created when missing.
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
+}
+
+pub(crate) fn run(args: DeliverArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    let mut config = DeliverConfig::new(&args.target.brokers, &args.channel);
+    config.topic_prefix = args.target.prefix;
+    config.instance_id = args.instance_id;
+    if let Some(schedule) = args.retry_schedule_ms {
+        config.retry_tiers_ms = args.retry_tiers_ms.unwrap_or_else(|| schedule.clone());
+        config.retry_schedule_ms = schedule;
+    } else if let Some(tiers) = args.retry_tiers_ms {
+        config.retry_tiers_ms = tiers;
+    }
+    config.webhook.allow_networks = args.allow_networks;
+    config.webhook.timeout_ms = args.timeout_ms;
+    config.endpoint_concurrency = args.endpoint_concurrency;
+    config.endpoint_rate_per_sec = args.endpoint_rate_per_sec;
+    config.max_pending_per_partition = args.max_pending;
+    config.breaker_failures = args.breaker_failures;
+    config.breaker_open_ms = args.breaker_open_ms;
+    config.partitions = args.partitions;
+    config.master_key = args
+        .master_key
+        .as_deref()
+        .map(MasterKey::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let deliverer = runtime
+        .block_on(Deliverer::build(config))
+        .context("starting the delivery service")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let signal_stop = stop.clone();
+    runtime.spawn(async move {
+        crate::shutdown_signal().await;
+        tracing::info!("stopping: draining attempts in flight");
+        signal_stop.store(true, Ordering::SeqCst);
+    });
+    eprintln!(
+        "herald deliver --channel {}: running (Ctrl-C to stop)",
+        args.channel
+    );
+    deliverer
+        .run_until_stopped(stop, runtime.handle().clone())
+        .context("the delivery service stopped on an error")
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum DlqCommand {
+    /// Prints the channel's dead letters as JSON lines.
+    List {
+        #[command(flatten)]
+        target: Target,
+        /// The channel.
+        #[arg(long, default_value = "webhook")]
+        channel: String,
+    },
+    /// Writes dead letters back to the channel's topic (attempts reset, ids kept).
+    Redrive {
+        #[command(flatten)]
+        target: Target,
+        /// The channel.
+        #[arg(long, default_value = "webhook")]
+        channel: String,
+        /// Only this notification id.
+        #[arg(long)]
+        id: Option<String>,
+        /// Only dead letters of this kind (`exhausted`, `permanent`, `gone`, …).
+        #[arg(long)]
+        kind: Option<String>,
+    },
+}
+
+pub(crate) async fn dlq(command: DlqCommand) -> anyhow::Result<()> {
+    match command {
+        DlqCommand::List { target, channel } => {
+            let (kafka, names, channel) = resolve(&target, &channel)?;
+            for letter in redrive::list(&kafka, &names, &channel)? {
+                let notification = letter.notification.as_ref();
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "partition": letter.partition,
+                        "offset": letter.offset,
+                        "kind": letter.kind,
+                        "error": letter.error,
+                        "attempts": letter.attempts,
+                        "failed_at": letter.failed_at,
+                        "notification_id": notification.map(|n| &n.notification_id),
+                        "subscription_id": notification.map(|n| &n.subscription_id),
+                        "destination": notification.map(|n| &n.destination),
+                    })
+                );
+            }
+            Ok(())
+        }
+        DlqCommand::Redrive {
+            target,
+            channel,
+            id,
+            kind,
+        } => {
+            let (kafka, names, channel) = resolve(&target, &channel)?;
+            let count = redrive::redrive(&kafka, &names, &channel, |letter| {
+                id.as_deref().is_none_or(|id| {
+                    letter
+                        .notification
+                        .as_ref()
+                        .is_some_and(|n| n.notification_id == id)
+                }) && kind.as_deref().is_none_or(|kind| letter.kind == kind)
+            })
+            .await?;
+            println!("redriven {count}");
+            Ok(())
+        }
+    }
+}
+
+fn resolve(
+    target: &Target,
+    channel: &str,
+) -> anyhow::Result<(KafkaConfig, TopicNames, ChannelName)> {
+    Ok((
+        KafkaConfig::new(&target.brokers),
+        TopicNames::with_prefix(&target.prefix)?,
+        ChannelName::parse(channel)?,
+    ))
+}
