@@ -33,6 +33,10 @@ pub struct DeliverConfig {
     pub max_retry_after_ms: u64,
     /// Records of one partition in flight or waiting to be committed, at most.
     pub max_pending_per_partition: usize,
+    /// Attempts in flight at once over all destinations, at most: bounds sockets and memory.
+    /// A destination waits for its own permits first, so a slow one holds at most
+    /// `endpoint_concurrency` of these.
+    pub max_in_flight: usize,
     /// Attempts in flight to one destination at once, at most.
     pub endpoint_concurrency: usize,
     /// Attempts per second to one destination, at most; 0 for no limit.
@@ -73,6 +77,7 @@ impl DeliverConfig {
             retry_jitter: 0.2,
             max_retry_after_ms: 6 * 3600 * 1000,
             max_pending_per_partition: 2000,
+            max_in_flight: 256,
             endpoint_concurrency: 16,
             endpoint_rate_per_sec: 0,
             breaker_failures: 5,
@@ -121,6 +126,7 @@ impl DeliverConfig {
         for (field, value) in [
             ("max_pending_per_partition", self.max_pending_per_partition),
             ("endpoint_concurrency", self.endpoint_concurrency),
+            ("max_in_flight", self.max_in_flight),
         ] {
             if value == 0 {
                 return Err(format!("{field}: must be at least 1"));

@@ -44,6 +44,8 @@ pub struct Shared {
     pub state: Arc<DeliveryState>,
     /// Per-destination limits.
     pub endpoints: Endpoints,
+    /// Attempts in flight over all destinations.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
     /// The default retry policy.
     pub policy: RetryPolicy,
     /// The retry tiers' delays.
@@ -397,6 +399,10 @@ async fn attempt_once(
                 Duration::ZERO,
             ));
         }
+    };
+    // After the destination's own permit, so a slow destination holds only its share.
+    let Ok(_slot) = shared.in_flight.clone().acquire_owned().await else {
+        unreachable!("the in-flight semaphore is never closed");
     };
     shared.metrics.in_flight.inc();
     let report = shared

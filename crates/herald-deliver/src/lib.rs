@@ -157,6 +157,7 @@ impl Deliverer {
             channel_name: self.channel_name.clone(),
             state,
             endpoints: Endpoints::new(limits),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(self.config.max_in_flight)),
             policy: self.config.retry_policy(),
             tiers: self.config.tiers(),
             names: self.names.clone(),

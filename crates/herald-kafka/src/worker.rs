@@ -191,6 +191,9 @@ impl Worker {
             .set("topic.metadata.refresh.interval.ms", "5000")
             // Bounds the prefetch queue: a large backlog must not become a large heap.
             .set("queued.max.messages.kbytes", "16384")
+            // A delivery service is judged on latency: do not let an idle partition's fetch
+            // hold back the others' for librdkafka's default 500 ms.
+            .set("fetch.wait.max.ms", "100")
             .create_with_context(PipelineContext::default())?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;

@@ -36,6 +36,9 @@ pub(crate) struct DeliverArgs {
     /// How long one attempt may take, milliseconds.
     #[arg(long, default_value_t = 15_000)]
     timeout_ms: u64,
+    /// Attempts in flight at once over all destinations.
+    #[arg(long, default_value_t = 256)]
+    max_in_flight: usize,
     /// Attempts in flight to one destination at once.
     #[arg(long, default_value_t = 16)]
     endpoint_concurrency: usize,
@@ -73,6 +76,7 @@ pub(crate) fn run(args: DeliverArgs, runtime: &tokio::runtime::Runtime) -> anyho
     config.webhook.allow_networks = args.allow_networks;
     config.webhook.timeout_ms = args.timeout_ms;
     config.endpoint_concurrency = args.endpoint_concurrency;
+    config.max_in_flight = args.max_in_flight;
     config.endpoint_rate_per_sec = args.endpoint_rate_per_sec;
     config.max_pending_per_partition = args.max_pending;
     config.breaker_failures = args.breaker_failures;

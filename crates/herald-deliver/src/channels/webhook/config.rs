@@ -31,7 +31,7 @@ impl Default for WebhookConfig {
             max_payload_bytes: 1024 * 1024,
             max_response_body_bytes: 1024,
             allow_networks: Vec::new(),
-            pool_idle_per_host: 32,
+            pool_idle_per_host: 256,
             user_agent: concat!("Herald-Webhooks/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }
