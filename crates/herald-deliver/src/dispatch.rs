@@ -3,7 +3,8 @@
 //! Each record is decoded on the Kafka thread (cheap, and it decides the lane), then attempted
 //! on the async runtime: unordered notifications at once (each destination's own limits decide
 //! how many run together), per-key ordered ones through a lane that runs them one at a time in
-//! offset order. The attempt's outcome becomes output records — the attempt record always,
+//! offset order; digest subscriptions collect a window of notifications and send them as one
+//! request. The attempt's outcome becomes output records — the attempt record always,
 //! plus a retry-tier record or a dead letter, plus a disabled subscription after HTTP 410 —
 //! that the worker commits with the input offset.
 
@@ -81,6 +82,15 @@ pub struct DeliverDispatcher {
     runtime: tokio::runtime::Handle,
     /// Ordered lanes with work queued: lane key → jobs waiting behind the running one.
     lanes: Arc<Mutex<HashMap<String, VecDeque<Job>>>>,
+    /// Digest subscriptions' open windows: subscription id → the jobs collected so far.
+    digests: Arc<Mutex<HashMap<String, DigestBuffer>>>,
+}
+
+/// A digest window being filled.
+struct DigestBuffer {
+    /// Identifies this window, so a timer does not flush a later one.
+    window: u64,
+    jobs: Vec<Job>,
 }
 
 impl DeliverDispatcher {
@@ -90,6 +100,46 @@ impl DeliverDispatcher {
             shared,
             runtime,
             lanes: Arc::default(),
+            digests: Arc::default(),
+        }
+    }
+
+    /// Adds a job to its subscription's digest window; sends the window when it is full, or
+    /// when `max_wait` has passed since it opened.
+    fn collect_digest(&self, job: Job, max_events: usize, max_wait: Duration) {
+        static WINDOWS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let key = job.notification.subscription_id.clone();
+        let mut digests = self.digests.lock().unwrap_or_else(|e| e.into_inner());
+        let buffer = digests.entry(key.clone()).or_insert_with(|| {
+            let window = WINDOWS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let digests = self.digests.clone();
+            let shared = self.shared.clone();
+            let key = key.clone();
+            self.runtime.spawn(async move {
+                tokio::time::sleep(max_wait).await;
+                let due = {
+                    let mut all = digests.lock().unwrap_or_else(|e| e.into_inner());
+                    match all.get(&key) {
+                        Some(buffer) if buffer.window == window => all.remove(&key),
+                        _ => None,
+                    }
+                };
+                if let Some(buffer) = due {
+                    process_digest(&shared, buffer.jobs).await;
+                }
+            });
+            DigestBuffer {
+                window,
+                jobs: Vec::new(),
+            }
+        });
+        buffer.jobs.push(job);
+        if buffer.jobs.len() >= max_events
+            && let Some(full) = digests.remove(&key)
+        {
+            let shared = self.shared.clone();
+            self.runtime
+                .spawn(async move { process_digest(&shared, full.jobs).await });
         }
     }
 
@@ -149,7 +199,18 @@ impl Dispatcher for DeliverDispatcher {
             notification,
             done,
         };
-        if job.notification.ordering_key.is_some() {
+        let digest = self
+            .shared
+            .state
+            .subscription(&job.notification.subscription_id)
+            .and_then(|view| view.spec.digest);
+        if let Some(window) = digest {
+            self.collect_digest(
+                job,
+                window.max_events.max(1) as usize,
+                Duration::from_millis(window.max_wait_ms.max(1) as u64),
+            );
+        } else if job.notification.ordering_key.is_some() {
             let lane = format!(
                 "{}\u{0}{}",
                 job.record.partition,
@@ -183,6 +244,7 @@ impl Dispatcher for DeliverDispatcher {
 }
 
 /// What happens to a notification before any request: some are settled without one.
+#[derive(Clone)]
 enum Verdict {
     /// Attempted (or refused by the breaker): the policy decides.
     Attempted(AttemptReport),
@@ -191,23 +253,89 @@ enum Verdict {
 }
 
 async fn process(shared: &Shared, job: Job) {
+    let started_at = herald_core::time::now_ms();
+    let started = Instant::now();
+    let view = shared.state.subscription(&job.notification.subscription_id);
+    let attempt = job.notification.attempt + 1;
+    let verdict = attempt_once(
+        shared,
+        &job.notification,
+        view.as_ref(),
+        attempt,
+        started_at,
+    )
+    .await;
+    settle(shared, job, view.as_ref(), verdict, started_at, started);
+}
+
+/// A digest: one request carrying every job's payload as a JSON array; each notification
+/// then gets its own outcome (attempt record, retry or dead letter) from the shared result,
+/// and only then are their offsets released.
+async fn process_digest(shared: &Shared, jobs: Vec<Job>) {
+    let Some(first) = jobs.first() else {
+        return;
+    };
+    let started_at = herald_core::time::now_ms();
+    let started = Instant::now();
+    let view = shared
+        .state
+        .subscription(&first.notification.subscription_id);
+    let mut digest = first.notification.clone();
+    let ids: Vec<&str> = jobs
+        .iter()
+        .map(|j| j.notification.notification_id.as_str())
+        .collect();
+    // The same set of notifications always makes the same digest id, so a digest re-sent
+    // after a crash can be deduplicated like any notification.
+    digest.notification_id = herald_core::notification_id(&ids.join(","), &digest.subscription_id);
+    let items: Vec<serde_json::Value> = jobs
+        .iter()
+        .map(|j| {
+            serde_json::from_str(&j.notification.payload)
+                .unwrap_or_else(|_| serde_json::Value::String(j.notification.payload.clone()))
+        })
+        .collect();
+    digest.payload = serde_json::Value::Array(items).to_string();
+    digest.content_type = "application/json".to_owned();
+    let attempt = jobs
+        .iter()
+        .map(|j| j.notification.attempt + 1)
+        .max()
+        .unwrap_or(1);
+    let verdict = attempt_once(shared, &digest, view.as_ref(), attempt, started_at).await;
+    for job in jobs {
+        settle(
+            shared,
+            job,
+            view.as_ref(),
+            verdict.clone(),
+            started_at,
+            started,
+        );
+    }
+}
+
+/// Turns an attempt's verdict into the job's outcome records and finishes its record.
+fn settle(
+    shared: &Shared,
+    job: Job,
+    view: Option<&SubscriptionView>,
+    verdict: Verdict,
+    started_at: i64,
+    started: Instant,
+) {
     let Job {
         record,
         notification: n,
         done,
     } = job;
     let attempt = n.attempt + 1;
-    let started_at = herald_core::time::now_ms();
-    let started = Instant::now();
-    let view = shared.state.subscription(&n.subscription_id);
-    let verdict = attempt_once(shared, &n, view.as_ref(), attempt, started_at).await;
     let channel = shared.channel_name.as_str();
     let (report, step) = match verdict {
         Verdict::Attempted(report) => {
-            let policy = shared.policy.with_override(
-                view.as_ref()
-                    .and_then(|v| v.spec.retry_schedule_ms.as_deref()),
-            );
+            let policy = shared
+                .policy
+                .with_override(view.and_then(|v| v.spec.retry_schedule_ms.as_deref()));
             let step = policy.decide(
                 attempt as u32,
                 &report.outcome,
@@ -301,7 +429,7 @@ async fn process(shared: &Shared, job: Job) {
                 error.as_deref(),
             ));
             if (*disable_subscription || failing_too_long)
-                && let Some(view) = &view
+                && let Some(view) = view
                 && view.spec.enabled
             {
                 let why = if *disable_subscription {

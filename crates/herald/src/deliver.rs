@@ -61,6 +61,9 @@ pub(crate) struct DeliverArgs {
     /// Partitions of the topics created when missing.
     #[arg(long, default_value_t = 6)]
     partitions: i32,
+    /// Serves the service's Prometheus metrics at `http://<addr>/metrics`.
+    #[arg(long, env = "HERALD_METRICS_ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 pub(crate) fn run(args: DeliverArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
@@ -91,6 +94,9 @@ pub(crate) fn run(args: DeliverArgs, runtime: &tokio::runtime::Runtime) -> anyho
     let deliverer = runtime
         .block_on(Deliverer::build(config))
         .context("starting the delivery service")?;
+    if let Some(address) = args.metrics_addr {
+        crate::metrics_server::serve(runtime, address, deliverer.metrics_registry().clone())?;
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let signal_stop = stop.clone();
     runtime.spawn(async move {

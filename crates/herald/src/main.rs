@@ -11,9 +11,11 @@
 //! - `subscriptions.rs`: `herald subscriptions create | list | delete`.
 //! - `deliver.rs`: `herald deliver` and `herald dlq list | redrive`.
 //! - `apps.rs`: `herald apps create`.
+//! - `metrics_server.rs`: `GET /metrics` for `--metrics-addr`.
 
 mod apps;
 mod deliver;
+mod metrics_server;
 mod produce;
 mod read;
 mod router;

@@ -38,6 +38,9 @@ pub(crate) struct RouterArgs {
     /// Partitions of the notify and DLQ topics created when missing.
     #[arg(long, default_value_t = 6)]
     partitions: i32,
+    /// Serves the router's Prometheus metrics at `http://<addr>/metrics`.
+    #[arg(long, env = "HERALD_METRICS_ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 pub(crate) fn run(args: RouterArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
@@ -52,6 +55,9 @@ pub(crate) fn run(args: RouterArgs, runtime: &tokio::runtime::Runtime) -> anyhow
     let router = runtime
         .block_on(Router::build(config))
         .context("starting the router")?;
+    if let Some(address) = args.metrics_addr {
+        crate::metrics_server::serve(runtime, address, router.metrics_registry().clone())?;
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let signal_stop = stop.clone();
     runtime.spawn(async move {

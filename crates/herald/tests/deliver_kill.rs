@@ -16,6 +16,8 @@ use herald_kafka::testkit::TestKafka;
 const NOTIFICATIONS: usize = 3_000;
 const ENDPOINTS: usize = 20;
 const KILLS: usize = 3;
+/// Where the last instance serves its metrics (fixed: the test reads them from outside).
+const METRICS_PORT: u16 = 19_464;
 
 fn start_deliver(kafka: &TestKafka, log: &std::path::Path) -> Child {
     let log = std::fs::OpenOptions::new()
@@ -37,6 +39,7 @@ fn start_deliver(kafka: &TestKafka, log: &std::path::Path) -> Child {
         // Every fifth endpoint fails each first attempt; the breaker would (rightly) open on
         // it and exhaust the short schedule. This test is about kills, not breakers.
         .args(["--breaker-failures", "1000000"])
+        .args(["--metrics-addr", &format!("127.0.0.1:{METRICS_PORT}")])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log)
@@ -123,6 +126,13 @@ async fn deliver_killed_with_sigkill_mid_run_delivers_everything_with_stable_ids
         "all {NOTIFICATIONS} delivered after {:?}",
         started.elapsed()
     );
+    // The last instance's own metrics: it made attempts, and says so on /metrics.
+    let metrics = http_get(&format!("127.0.0.1:{METRICS_PORT}"), "/metrics").await;
+    assert!(
+        metrics
+            .contains("herald_deliver_attempts_total{channel=\"webhook\",outcome=\"succeeded\"}"),
+        "{metrics}"
+    );
     let status = Command::new("kill")
         .args(["-TERM", &service.id().to_string()])
         .status()
@@ -158,4 +168,19 @@ async fn deliver_killed_with_sigkill_mid_run_delivers_everything_with_stable_ids
     eprintln!(
         "{NOTIFICATIONS} notifications: 0 missing, {repeats} delivered again with the same webhook-id"
     );
+}
+
+/// A plain HTTP/1.0 GET, so the test needs no HTTP client of its own.
+async fn http_get(address: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("the metrics server answers");
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.unwrap();
+    text
 }

@@ -266,3 +266,62 @@ async fn one_hung_endpoint_does_not_hold_back_the_others() {
     );
     service.stop().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_subscription_sends_windows_of_notifications_as_one_request() {
+    let (kafka, names, receiver, config) = setup("digest", &[200]).await;
+    let mut sub = webhook_subscription("sub-digest", "app-1", &receiver.url("digest"));
+    sub.digest = Some(herald_core::subscription::DigestWindow {
+        max_events: 5,
+        max_wait_ms: 700,
+    });
+    put_subscriptions(&kafka, &names, std::slice::from_ref(&sub));
+    let ns: Vec<_> = (0..12).map(|i| notification(&sub, "d", i)).collect();
+    let service = RunningDeliverer::start(config).unwrap();
+    produce_notifications(&kafka, &names, &ns);
+
+    let got = receiver
+        .wait_until(Duration::from_secs(20), |got| {
+            got.iter()
+                .map(|r| {
+                    serde_json::from_str::<Vec<serde_json::Value>>(&r.body).map_or(0, |v| v.len())
+                })
+                .sum::<usize>()
+                >= 12
+        })
+        .await;
+    let sizes: Vec<usize> = got
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Vec<serde_json::Value>>(&r.body)
+                .expect("a JSON array")
+                .len()
+        })
+        .collect();
+    assert_eq!(sizes.iter().sum::<usize>(), 12, "{sizes:?}");
+    assert!(
+        sizes.iter().all(|s| *s <= 5),
+        "windows hold at most max_events: {sizes:?}"
+    );
+    assert!(
+        sizes.len() >= 3,
+        "12 notifications need at least three windows of 5: {sizes:?}"
+    );
+    let mut items: Vec<String> = got
+        .iter()
+        .flat_map(|r| serde_json::from_str::<Vec<serde_json::Value>>(&r.body).unwrap())
+        .map(|v| v["data"]["order_id"].as_str().unwrap().to_owned())
+        .collect();
+    items.sort();
+    let mut expected: Vec<String> = (0..12).map(|i| format!("o-{i}")).collect();
+    expected.sort();
+    assert_eq!(items, expected, "every notification in exactly one digest");
+    let attempts = attempts_of(&kafka, &names, 12);
+    assert_eq!(attempts.len(), 12, "one attempt record per notification");
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.status == AttemptStatus::Succeeded)
+    );
+    service.stop().unwrap();
+}
