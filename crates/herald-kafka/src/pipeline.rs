@@ -169,21 +169,13 @@ impl Pipeline {
     /// Creates the consumer, subscribes it, and creates the producer with transactions
     /// initialised (which fences an earlier producer with the same `transactional.id`).
     pub fn new(kafka: &KafkaConfig, config: PipelineConfig) -> Result<Self, KafkaError> {
-        let context = PipelineContext::default();
-        let mut client_config = kafka.client_config();
-        if let Some(instance) = &config.group_instance_id {
-            client_config.set("group.instance.id", instance);
-        }
-        let consumer: BaseConsumer<PipelineContext> = client_config
-            .set("group.id", &config.group_id)
-            .set("group.protocol", &config.group_protocol)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("isolation.level", "read_committed")
-            .set("statistics.interval.ms", "5000")
-            .set("topic.metadata.refresh.interval.ms", "5000")
-            .create_with_context(context)?;
+        let consumer: BaseConsumer<PipelineContext> = exactly_once_consumer(
+            kafka,
+            &config.group_id,
+            &config.group_protocol,
+            config.group_instance_id.as_deref(),
+        )
+        .create_with_context(PipelineContext::default())?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         let transactor =
@@ -361,6 +353,31 @@ fn next_offsets(done: &[ReadRecord]) -> NextOffsets {
         *entry = (*entry).max(r.offset + 1);
     }
     next
+}
+
+/// The consumer settings both exactly-once loops share: offsets move only through
+/// transactions (no auto-commit, no auto offset store), only committed records are read, and
+/// statistics report lag every 5 s.
+pub(crate) fn exactly_once_consumer(
+    kafka: &KafkaConfig,
+    group_id: &str,
+    group_protocol: &str,
+    group_instance_id: Option<&str>,
+) -> rdkafka::ClientConfig {
+    let mut client_config = kafka.client_config();
+    if let Some(instance) = group_instance_id {
+        client_config.set("group.instance.id", instance);
+    }
+    client_config
+        .set("group.id", group_id)
+        .set("group.protocol", group_protocol)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("statistics.interval.ms", "5000")
+        .set("topic.metadata.refresh.interval.ms", "5000");
+    client_config
 }
 
 /// Sleeps for `pause`, waking early when `stop` is set.

@@ -31,7 +31,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::pipeline::PipelineContext;
+use crate::pipeline::{PipelineContext, exactly_once_consumer};
 use crate::reader::ReadRecord;
 use crate::tracker::{OffsetTracker, TopicPartition};
 use crate::transaction::{CommitStats, OutRecord, Transactor};
@@ -176,25 +176,18 @@ pub struct Worker {
 impl Worker {
     /// Creates and subscribes the consumer and creates the transactional producer.
     pub fn new(kafka: &KafkaConfig, config: WorkerConfig) -> Result<Self, KafkaError> {
-        let mut client_config = kafka.client_config();
-        if let Some(instance) = &config.group_instance_id {
-            client_config.set("group.instance.id", instance);
-        }
-        let consumer: BaseConsumer<PipelineContext> = client_config
-            .set("group.id", &config.group_id)
-            .set("group.protocol", &config.group_protocol)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("isolation.level", "read_committed")
-            .set("statistics.interval.ms", "5000")
-            .set("topic.metadata.refresh.interval.ms", "5000")
-            // Bounds the prefetch queue: a large backlog must not become a large heap.
-            .set("queued.max.messages.kbytes", "16384")
-            // A delivery service is judged on latency: do not let an idle partition's fetch
-            // hold back the others' for librdkafka's default 500 ms.
-            .set("fetch.wait.max.ms", "100")
-            .create_with_context(PipelineContext::default())?;
+        let consumer: BaseConsumer<PipelineContext> = exactly_once_consumer(
+            kafka,
+            &config.group_id,
+            &config.group_protocol,
+            config.group_instance_id.as_deref(),
+        )
+        // Bounds the prefetch queue: a large backlog must not become a large heap.
+        .set("queued.max.messages.kbytes", "16384")
+        // A delivery service is judged on latency: do not let an idle partition's fetch
+        // hold back the others' for librdkafka's default 500 ms.
+        .set("fetch.wait.max.ms", "100")
+        .create_with_context(PipelineContext::default())?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         let transactor =
