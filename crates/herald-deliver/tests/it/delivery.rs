@@ -72,6 +72,14 @@ async fn a_receiver_failing_three_times_gets_it_on_the_fourth_attempt_with_the_s
         got.iter().map(|r| r.status).collect::<Vec<_>>(),
         [503, 503, 503, 200]
     );
+    // Each retry waited in its tier until due: the schedule says 200 ms (no jitter here).
+    for pair in got.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(
+            gap >= Duration::from_millis(190),
+            "a retry came after only {gap:?}"
+        );
+    }
     let attempts = attempts_of(&kafka, &names, 4);
     let mut statuses: Vec<(i32, AttemptStatus)> =
         attempts.iter().map(|a| (a.attempt, a.status)).collect();
