@@ -3,6 +3,10 @@
 //!
 //! Run: `cargo bench -p herald-contract --bench decode` (optionally `-- <events per round>`).
 
+/// The allocator the herald binary uses, so the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;

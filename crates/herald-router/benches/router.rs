@@ -12,6 +12,10 @@
 //! (`HERALD_BENCH_EVENTS`, default 200000; `HERALD_BROKERS`, default 127.0.0.1:9092).
 //! Prints a table and writes `target/bench/router.json`.
 
+/// The allocator the herald binary uses, so the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

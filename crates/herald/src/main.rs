@@ -25,6 +25,11 @@ mod topics;
 
 use std::time::Duration;
 
+/// mimalloc rather than glibc's malloc: Herald's hot paths make many small short-lived
+/// allocations (Avro values, JSON, records), where malloc/free were a third of the profile.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
