@@ -1,10 +1,22 @@
 //! Helpers for the delivery service's tests, the binary's SIGKILL test and the benchmarks:
 //! subscriptions pointing at local receivers, and receivers that record what they got.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use herald_core::Subscription;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use herald_contract::RecordCodec;
+use herald_contract::records::encode_notification;
+use herald_core::app::App;
 use herald_core::subscription::{Destination, Ordering};
+use herald_core::topics::TopicNames;
+use herald_core::{Notification, Subscription};
+use herald_kafka::testkit::TestKafka;
+
+use crate::{DeliverConfig, DeliverError, Deliverer};
 
 /// A webhook subscription of `app` to every event type, delivering to `url`.
 pub fn webhook_subscription(id: &str, app: &str, url: &str) -> Subscription {
@@ -30,22 +42,6 @@ pub fn webhook_subscription(id: &str, app: &str, url: &str) -> Subscription {
         version: 1,
     }
 }
-
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use herald_contract::RecordCodec;
-use herald_contract::records::encode_notification;
-use herald_core::Notification;
-use herald_core::app::App;
-use herald_core::topics::TopicNames;
-use herald_kafka::testkit::TestKafka;
-
-use crate::{DeliverConfig, DeliverError, Deliverer};
 
 /// What a receiver does with requests to one path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
