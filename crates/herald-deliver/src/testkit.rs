@@ -2,7 +2,6 @@
 //! subscriptions pointing at local receivers, and receivers that record what they got.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,7 +13,7 @@ use herald_core::app::App;
 use herald_core::subscription::{Destination, Ordering};
 use herald_core::topics::TopicNames;
 use herald_core::{Notification, Subscription};
-use herald_kafka::testkit::TestKafka;
+use herald_kafka::testkit::{RunningService, TestKafka};
 
 use crate::{DeliverConfig, DeliverError, Deliverer};
 
@@ -293,46 +292,21 @@ pub fn produce_notifications(kafka: &TestKafka, names: &TopicNames, ns: &[Notifi
 
 /// A delivery service running in-process on a thread of its own.
 pub struct RunningDeliverer {
-    stop: Arc<AtomicBool>,
+    service: RunningService<DeliverError>,
     metrics: Arc<crate::DeliverMetrics>,
-    thread: Option<std::thread::JoinHandle<Result<(), DeliverError>>>,
 }
 
 impl RunningDeliverer {
     /// Builds the service (creating its topics) and starts it; returns once it is built.
     pub fn start(config: DeliverConfig) -> Result<Self, DeliverError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (built_tx, built_rx) = std::sync::mpsc::channel();
-        let thread_stop = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("deliver".to_owned())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("a runtime for the delivery service");
-                let deliverer = match runtime.block_on(Deliverer::build(config)) {
-                    Ok(deliverer) => {
-                        let _ = built_tx.send(Ok(deliverer.metrics()));
-                        deliverer
-                    }
-                    Err(error) => {
-                        let _ = built_tx.send(Err(error));
-                        return Ok(());
-                    }
-                };
-                deliverer.run_until_stopped(thread_stop, runtime.handle().clone())
-            })
-            .expect("spawning the delivery thread");
-        let metrics = built_rx
-            .recv()
-            .expect("the delivery thread ended before it was built")?;
-        Ok(Self {
-            stop,
-            metrics,
-            thread: Some(thread),
-        })
+        let (service, metrics) = RunningService::start(
+            "deliver",
+            2,
+            move || Deliverer::build(config),
+            Deliverer::metrics,
+            |deliverer, stop, runtime| deliverer.run_until_stopped(stop, runtime),
+        )?;
+        Ok(Self { service, metrics })
     }
 
     /// The service's metrics.
@@ -341,20 +315,7 @@ impl RunningDeliverer {
     }
 
     /// Asks the service to stop, waits until it has, and returns how it ended.
-    pub fn stop(mut self) -> Result<(), DeliverError> {
-        self.stop.store(true, AtomicOrdering::SeqCst);
-        self.thread
-            .take()
-            .map(|t| t.join().expect("the delivery thread panicked"))
-            .unwrap_or(Ok(()))
-    }
-}
-
-impl Drop for RunningDeliverer {
-    fn drop(&mut self) {
-        self.stop.store(true, AtomicOrdering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    pub fn stop(self) -> Result<(), DeliverError> {
+        self.service.stop()
     }
 }

@@ -6,6 +6,10 @@
 //! with a message saying how to start the services, because a broker test that quietly skips
 //! itself proves nothing.
 
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rdkafka::consumer::BaseConsumer;
@@ -237,5 +241,82 @@ impl TestKafka {
         };
         read_from_beginning(&self.config, &self.group("reader"), topic, options)
             .unwrap_or_else(|e| panic!("reading {topic}: {e}"))
+    }
+}
+
+/// A service (router, delivery service) running in-process on a thread of its own with its
+/// own tokio runtime, the way the binary runs it: built first, then `run` until stopped.
+/// Dropping it stops it too, so a test that fails half-way leaves nothing consuming.
+pub struct RunningService<E> {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<(), E>>>,
+}
+
+impl<E: Send + 'static> RunningService<E> {
+    /// Builds the service with `build` on the new thread's runtime, hands `built`'s view of it
+    /// (metrics, registries) back once it is built, then runs it with `run`.
+    pub fn start<S, T, F>(
+        name: &str,
+        worker_threads: usize,
+        build: impl FnOnce() -> F + Send + 'static,
+        built: impl FnOnce(&S) -> T + Send + 'static,
+        run: impl FnOnce(S, Arc<AtomicBool>, tokio::runtime::Handle) -> Result<(), E> + Send + 'static,
+    ) -> Result<(Self, T), E>
+    where
+        F: Future<Output = Result<S, E>>,
+        T: Send + 'static,
+    {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (built_tx, built_rx) = std::sync::mpsc::channel();
+        let thread_stop = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(worker_threads)
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the service");
+                let service = match runtime.block_on(build()) {
+                    Ok(service) => {
+                        let _ = built_tx.send(Ok(built(&service)));
+                        service
+                    }
+                    Err(error) => {
+                        let _ = built_tx.send(Err(error));
+                        return Ok(());
+                    }
+                };
+                run(service, thread_stop, runtime.handle().clone())
+            })
+            .expect("spawning the service thread");
+        let view = built_rx
+            .recv()
+            .expect("the service thread ended before it was built")?;
+        Ok((
+            Self {
+                stop,
+                thread: Some(thread),
+            },
+            view,
+        ))
+    }
+
+    /// Asks the service to stop, waits until it has, and returns how it ended.
+    pub fn stop(mut self) -> Result<(), E> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread
+            .take()
+            .map(|t| t.join().expect("the service thread panicked"))
+            .unwrap_or(Ok(()))
+    }
+}
+
+impl<E> Drop for RunningService<E> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }

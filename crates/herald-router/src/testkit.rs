@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 
 use herald_contract::records::RecordCodec;
 use herald_contract::{Catalog, encode::encode_json, framing};
@@ -17,7 +16,7 @@ use serde_json::{Value as Json, json};
 
 use herald_core::topics::TopicNames;
 use herald_kafka::TopicSpec;
-use herald_kafka::testkit::TestKafka;
+use herald_kafka::testkit::{RunningService, TestKafka};
 
 use crate::{Router, RouterConfig, RouterError};
 
@@ -388,48 +387,25 @@ pub fn payload_of(value: &[u8]) -> Json {
 /// A router running in-process on a thread of its own, with its own async runtime for the
 /// schema registry client; [`RunningRouter::stop`] finishes its transaction and joins it.
 pub struct RunningRouter {
-    stop: Arc<AtomicBool>,
+    service: RunningService<RouterError>,
     registry: prometheus::Registry,
     metrics: Arc<crate::RouterMetrics>,
-    thread: Option<std::thread::JoinHandle<Result<(), RouterError>>>,
 }
 
 impl RunningRouter {
     /// Builds the router (creating its topics) and starts it; returns once it is built.
     pub fn start(config: RouterConfig) -> Result<Self, RouterError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (built_tx, built_rx) = std::sync::mpsc::channel();
-        let thread_stop = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("router".to_owned())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(1)
-                    .enable_all()
-                    .build()
-                    .expect("a runtime for the router");
-                let router = match runtime.block_on(Router::build(config)) {
-                    Ok(router) => {
-                        let _ = built_tx
-                            .send(Ok((router.metrics_registry().clone(), router.metrics())));
-                        router
-                    }
-                    Err(error) => {
-                        let _ = built_tx.send(Err(error));
-                        return Ok(());
-                    }
-                };
-                router.run_until_stopped(thread_stop, runtime.handle().clone())
-            })
-            .expect("spawning the router thread");
-        let (registry, metrics) = built_rx
-            .recv()
-            .expect("the router thread ended before it was built")?;
+        let (service, (registry, metrics)) = RunningService::start(
+            "router",
+            1,
+            move || Router::build(config),
+            |router: &Router| (router.metrics_registry().clone(), router.metrics()),
+            |router, stop, runtime| router.run_until_stopped(stop, runtime),
+        )?;
         Ok(Self {
-            stop,
+            service,
             registry,
             metrics,
-            thread: Some(thread),
         })
     }
 
@@ -454,21 +430,7 @@ impl RunningRouter {
     }
 
     /// Asks the router to stop, waits until it has, and returns how it ended.
-    pub fn stop(mut self) -> Result<(), RouterError> {
-        self.stop.store(true, AtomicOrdering::SeqCst);
-        self.thread
-            .take()
-            .map(|t| t.join().expect("the router thread panicked"))
-            .unwrap_or(Ok(()))
-    }
-}
-
-impl Drop for RunningRouter {
-    fn drop(&mut self) {
-        // A test that fails half-way must not leave a router consuming in the background.
-        self.stop.store(true, AtomicOrdering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    pub fn stop(self) -> Result<(), RouterError> {
+        self.service.stop()
     }
 }
