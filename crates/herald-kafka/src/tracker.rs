@@ -91,6 +91,11 @@ impl OffsetTracker {
         }
     }
 
+    /// The epoch `tp`'s completions carry now, if it is tracked.
+    pub fn epoch(&self, tp: &TopicPartition) -> Option<u64> {
+        self.partitions.get(tp).map(|t| t.epoch)
+    }
+
     /// Records of `tp` dispatched and not yet released.
     pub fn pending(&self, tp: &TopicPartition) -> usize {
         self.partitions.get(tp).map_or(0, |t| t.pending.len())

@@ -378,10 +378,19 @@ impl Worker {
 
     /// Gives up the records of partitions revoked during the last poll.
     fn handle_revocations(&mut self) {
+        let mut was_paused = TopicPartitionList::new();
         for tp in self.consumer.context().take_revoked() {
             self.tracker.reset(&tp);
-            self.paused.remove(&tp);
+            if self.paused.remove(&tp).is_some() {
+                was_paused.add_partition(&tp.0, tp.1);
+            }
             self.next_read.remove(&tp);
+        }
+        // Forgotten here, so not left paused in librdkafka either: if the partition comes
+        // back, nothing would ever resume it. (An error for a partition no longer assigned
+        // is expected and harmless.)
+        if was_paused.count() > 0 {
+            let _ = self.consumer.resume(&was_paused);
         }
     }
 
@@ -410,7 +419,11 @@ impl Worker {
             }
             next = rx.try_recv().ok();
         }
-        for (tp, _epoch) in rewind {
+        for (tp, epoch) in rewind {
+            // An abandoned record of an epoch already given up is read again anyway.
+            if self.tracker.epoch(&tp) != Some(epoch) {
+                continue;
+            }
             if let Some(offset) = self.tracker.reset(&tp) {
                 self.seek(&tp, offset);
                 self.tracker.resume_at(&tp, offset);
