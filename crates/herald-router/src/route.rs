@@ -31,7 +31,7 @@ pub struct RouteProcessor {
     pub(crate) runtime: tokio::runtime::Handle,
     /// The pause the next retryable failure waits; reset by a batch that completes.
     pub(crate) next_pause: Duration,
-    /// Threads that route a batch's decoded events.
+    /// Threads that decode and route a batch, each a contiguous slice of it.
     pub(crate) threads: usize,
 }
 
@@ -46,14 +46,69 @@ struct DeadLetter {
     subscription_id: Option<String>,
 }
 
+/// What one thread made of its slice of a batch.
+struct Routed {
+    outputs: Vec<OutRecord>,
+    /// Records of the slice, from its start, that were decoded and routed.
+    processed: usize,
+    /// Set when decoding stopped at a retryable failure (the registry unreachable).
+    retry: bool,
+}
+
 impl RouteProcessor {
-    /// Decodes the batch in order (stopping at a retryable failure), then routes the decoded
-    /// events on [`RouteProcessor::threads`] threads; outputs keep the input order.
-    async fn route_batch(&mut self, batch: &[ReadRecord]) -> BatchOutcome {
-        let mut decoded: Vec<(&ReadRecord, Result<Event, DeadLetter>)> =
-            Vec::with_capacity(batch.len());
-        let mut pause = None;
-        for record in batch {
+    /// Decodes and routes a batch on up to [`RouteProcessor::threads`] threads, each taking a
+    /// contiguous slice; outputs keep the input order. A retryable decode failure stops the
+    /// batch there: the slices before it count, the rest is read again after a pause.
+    fn route_batch(&mut self, batch: &[ReadRecord]) -> BatchOutcome {
+        let threads = self.threads.max(1);
+        let routed: Vec<Routed> = if threads == 1 || batch.len() < MIN_RECORDS_PER_THREAD * 2 {
+            vec![self.route_slice(batch)]
+        } else {
+            let per_thread = batch.len().div_ceil(threads).max(MIN_RECORDS_PER_THREAD);
+            let this = &*self;
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = batch
+                    .chunks(per_thread)
+                    .map(|slice| scope.spawn(move || this.route_slice(slice)))
+                    .collect();
+                // Joined in spawn order, so the outputs keep the input order (per-key
+                // ordering downstream depends on it).
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a routing thread panicked"))
+                    .collect()
+            })
+        };
+        let mut outcome = BatchOutcome::default();
+        let mut retry = false;
+        for slice in routed {
+            outcome.outputs.extend(slice.outputs);
+            outcome.processed += slice.processed;
+            if slice.retry {
+                retry = true;
+                break;
+            }
+        }
+        if retry {
+            self.metrics.retry_pauses.inc();
+            outcome.pause = Some(self.next_pause);
+            self.next_pause = (self.next_pause * 2).min(MAX_PAUSE);
+        } else {
+            self.next_pause = FIRST_PAUSE;
+        }
+        outcome
+    }
+
+    /// Decodes and routes `slice` in order, stopping at a retryable decode failure. Decoding
+    /// is async only for a schema the registry must be asked for; once cached it does not
+    /// wait, so each thread drives it with `block_on`.
+    fn route_slice(&self, slice: &[ReadRecord]) -> Routed {
+        let mut routed = Routed {
+            outputs: Vec::with_capacity(slice.len()),
+            processed: 0,
+            retry: false,
+        };
+        for record in slice {
             let raw = RawRecord {
                 topic: &record.topic,
                 partition: record.partition,
@@ -66,17 +121,18 @@ impl RouteProcessor {
                     .filter_map(|(k, v)| v.as_deref().map(|v| (k.as_str(), v)))
                     .collect(),
             };
-            match self.decoder.decode(&raw).await {
+            match self.runtime.block_on(self.decoder.decode(&raw)) {
                 Ok(event) => {
                     self.metrics.event_in(&record.topic, &event.event_type);
-                    decoded.push((record, Ok(event)));
+                    for result in self.route_event(&event, record) {
+                        let out = result.unwrap_or_else(|dead| self.dead_letter(record, dead));
+                        routed.outputs.push(out);
+                    }
                 }
                 Err(error) if error.kind.is_retryable() => {
-                    self.metrics.retry_pauses.inc();
                     tracing::warn!(%error, pause_ms = self.next_pause.as_millis() as u64, "decode failed, will retry");
-                    pause = Some(self.next_pause);
-                    self.next_pause = (self.next_pause * 2).min(MAX_PAUSE);
-                    break;
+                    routed.retry = true;
+                    return routed;
                 }
                 Err(error) => {
                     self.metrics.event_in(&record.topic, "undecodable");
@@ -86,73 +142,12 @@ impl RouteProcessor {
                         detail: error.to_string(),
                         subscription_id: None,
                     };
-                    decoded.push((record, Err(dead)));
+                    routed.outputs.push(self.dead_letter(record, dead));
                 }
             }
+            routed.processed += 1;
         }
-        if pause.is_none() {
-            self.next_pause = FIRST_PAUSE;
-        }
-        let processed = decoded.len();
-        BatchOutcome {
-            outputs: self.route_decoded(decoded),
-            processed,
-            pause,
-        }
-    }
-
-    /// Routes decoded records, splitting them over threads when there are enough of them to
-    /// pay for it: matching, filters, transforms and encoding are CPU work with no I/O, and
-    /// they are most of the router's cost per event.
-    fn route_decoded(
-        &self,
-        decoded: Vec<(&ReadRecord, Result<Event, DeadLetter>)>,
-    ) -> Vec<OutRecord> {
-        let route_one = |(record, event): (&ReadRecord, Result<Event, DeadLetter>),
-                         out: &mut Vec<OutRecord>| {
-            match event {
-                Ok(event) => {
-                    for result in self.route_event(&event, record) {
-                        out.push(result.unwrap_or_else(|dead| self.dead_letter(record, dead)));
-                    }
-                }
-                Err(dead) => out.push(self.dead_letter(record, dead)),
-            }
-        };
-        let threads = self.threads.max(1);
-        if threads == 1 || decoded.len() < MIN_RECORDS_PER_THREAD * 2 {
-            let mut outputs = Vec::with_capacity(decoded.len());
-            for item in decoded {
-                route_one(item, &mut outputs);
-            }
-            return outputs;
-        }
-        let per_thread = decoded.len().div_ceil(threads).max(MIN_RECORDS_PER_THREAD);
-        let mut chunks: Vec<Vec<_>> = Vec::new();
-        let mut items = decoded.into_iter().peekable();
-        while items.peek().is_some() {
-            chunks.push(items.by_ref().take(per_thread).collect());
-        }
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = chunks
-                .into_iter()
-                .map(|chunk| {
-                    scope.spawn(|| {
-                        let mut out = Vec::with_capacity(chunk.len());
-                        for item in chunk {
-                            route_one(item, &mut out);
-                        }
-                        out
-                    })
-                })
-                .collect();
-            // Joined in spawn order, so the outputs keep the input order (per-key ordering
-            // downstream depends on it).
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("a routing thread panicked"))
-                .collect()
-        })
+        routed
     }
 
     /// The notifications of one event, or the dead letters of the pairs that failed.
@@ -341,8 +336,7 @@ fn envelope(event: &Event, record: &ReadRecord) -> Json {
 
 impl BatchProcessor for RouteProcessor {
     fn process(&mut self, batch: &[ReadRecord]) -> BatchOutcome {
-        let runtime = self.runtime.clone();
-        runtime.block_on(self.route_batch(batch))
+        self.route_batch(batch)
     }
 
     fn committed(&mut self, stats: &CommitStats) {
