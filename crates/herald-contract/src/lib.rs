@@ -11,6 +11,7 @@
 //!   schema resolution.
 //! - [`encode`]: JSON documents to Avro datums, with errors that name the field.
 //! - [`json`]: Avro values to the JSON people and webhooks read.
+//! - [`export`]: decoded events written to Avro object container files for analysts.
 //! - [`cloudevents`]: the CloudEvents Kafka binding, binary and structured mode.
 //! - [`records`]: Herald's own records in single-object encoding, schemas built in.
 //! - [`subjects`]: registry subjects under TopicNameStrategy or RecordNameStrategy.
@@ -25,6 +26,7 @@ pub mod cloudevents;
 pub mod decode;
 pub mod encode;
 pub mod error;
+pub mod export;
 pub mod framing;
 pub mod json;
 pub mod records;

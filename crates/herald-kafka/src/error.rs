@@ -26,4 +26,7 @@ pub enum KafkaError {
         /// How long it was awaited.
         waited_ms: u128,
     },
+    /// A request that cannot be carried out as asked.
+    #[error("{0}")]
+    Invalid(String),
 }

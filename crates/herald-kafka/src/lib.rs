@@ -10,6 +10,7 @@
 //! - [`reader`]: reading a topic from its beginning to its end, outside any consumer group.
 //! - [`tracker`]: per-partition tracking of records that complete out of order.
 //! - [`transaction`]: the transactional producer both exactly-once loops commit through.
+//! - [`window`]: reading a time window of a topic (offsetsForTimes), bounded, for replays.
 //! - [`worker`]: the concurrent read-process-write loop of the delivery services.
 //! - `testkit` (feature `testkit`): per-test topic prefixes and produce/consume helpers for
 //!   tests that run against the real broker.
@@ -29,6 +30,7 @@ pub mod reader;
 pub mod testkit;
 pub mod tracker;
 pub mod transaction;
+pub mod window;
 pub mod worker;
 
 pub use admin::{Admin, ClusterInfo, TopicOutcome, TopicSpec};
@@ -39,6 +41,7 @@ pub use pipeline::{BatchOutcome, BatchProcessor, Pipeline, PipelineConfig};
 pub use producer::{Landed, RecordProducer};
 pub use reader::ReadRecord;
 pub use transaction::{CommitStats, OutRecord};
+pub use window::{PartitionRange, WindowReader};
 
 /// Re-exported so that crates above this one can name client types without linking rdkafka
 /// themselves.

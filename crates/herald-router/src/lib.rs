@@ -8,6 +8,7 @@
 //! - [`subscriptions`]: the live subscription index, loaded from the compacted topic.
 //! - [`route`]: decode → match → filter → transform → route, per batch.
 //! - [`metrics`]: the router's Prometheus metrics.
+//! - [`replay`]: a time window of an event topic routed again, for one subscription or all.
 //! - `testkit` (feature `testkit`): a reproducible workload, its oracle, and an in-process
 //!   router for tests and benchmarks.
 //!
@@ -15,6 +16,7 @@
 
 pub mod config;
 pub mod metrics;
+pub mod replay;
 pub mod route;
 pub mod subscriptions;
 #[cfg(feature = "testkit")]
@@ -61,6 +63,25 @@ impl Router {
     pub async fn build(config: RouterConfig) -> Result<Self, RouterError> {
         let names = TopicNames::with_prefix(&config.topic_prefix)
             .map_err(|e| RouterError::Config(e.to_string()))?;
+        let decoder = Self::decoder(&config)?;
+        let registry = prometheus::Registry::new();
+        let metrics = Arc::new(
+            RouterMetrics::register(&registry).map_err(|e| RouterError::Config(e.to_string()))?,
+        );
+        let admin = Admin::new(&config.kafka)?;
+        admin.ensure_topics(&herald_topics(&names, &config)).await?;
+        Ok(Self {
+            decoder: Arc::new(decoder),
+            names,
+            metrics,
+            registry,
+            config,
+        })
+    }
+
+    /// The decoder `config` asks for: its schema folder (or the built-in schemas) and its
+    /// registry. Tools that decode events without routing them (exports) use it too.
+    pub fn decoder(config: &RouterConfig) -> Result<Decoder, RouterError> {
         let catalog = match &config.schemas_dir {
             Some(dir) => {
                 Arc::new(Catalog::load_dir(dir).map_err(|e| RouterError::Schemas(e.to_string()))?)
@@ -74,19 +95,7 @@ impl Router {
             ),
             None => None,
         };
-        let registry = prometheus::Registry::new();
-        let metrics = Arc::new(
-            RouterMetrics::register(&registry).map_err(|e| RouterError::Config(e.to_string()))?,
-        );
-        let admin = Admin::new(&config.kafka)?;
-        admin.ensure_topics(&herald_topics(&names, &config)).await?;
-        Ok(Self {
-            decoder: Arc::new(Decoder::new(registry_client, catalog)),
-            names,
-            metrics,
-            registry,
-            config,
-        })
+        Ok(Decoder::new(registry_client, catalog))
     }
 
     /// The router's metrics, for embedding processes and benchmarks that read them directly.
@@ -137,6 +146,8 @@ impl Router {
             runtime,
             next_pause: Duration::from_millis(500),
             threads: self.config.route_threads,
+            gate: None,
+            id_salt: None,
         };
         tracing::info!(topics = ?self.config.source_topics, "routing");
         let result = pipeline.run(&mut processor, &stop);

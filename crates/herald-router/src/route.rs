@@ -33,6 +33,38 @@ pub struct RouteProcessor {
     pub(crate) next_pause: Duration,
     /// Threads that decode and route a batch, each a contiguous slice of it.
     pub(crate) threads: usize,
+    /// Replays only: which decoded events to route at all.
+    pub(crate) gate: Option<EventGate>,
+    /// Replays only: mixed into notification ids so a replay's notifications get fresh ones.
+    pub(crate) id_salt: Option<String>,
+}
+
+/// Which events a replay routes: an event-type pattern and a filter (the subscriptions' CEL),
+/// both optional.
+#[derive(Clone, Default)]
+pub struct EventGate {
+    /// Only events whose type matches.
+    pub types: Option<herald_core::subscription::EventTypePattern>,
+    /// Only events the expression passes.
+    pub filter: Option<herald_core::filter::Filter>,
+}
+
+impl EventGate {
+    /// Whether `event` passes.
+    pub fn admits(&self, event: &Event, record: &ReadRecord) -> bool {
+        if let Some(types) = &self.types
+            && !types.matches(&event.event_type)
+        {
+            return false;
+        }
+        match &self.filter {
+            Some(filter) => {
+                let envelope = envelope(event, record);
+                filter.matches(&FilterInput::new(&envelope)) == Ok(true)
+            }
+            None => true,
+        }
+    }
 }
 
 /// Below this many records per thread a batch is routed on the calling thread: spawning
@@ -109,21 +141,18 @@ impl RouteProcessor {
             retry: false,
         };
         for record in slice {
-            let raw = RawRecord {
-                topic: &record.topic,
-                partition: record.partition,
-                offset: record.offset,
-                timestamp_ms: record.timestamp_ms,
-                payload: record.value.as_deref(),
-                headers: record
-                    .headers
-                    .iter()
-                    .filter_map(|(k, v)| v.as_deref().map(|v| (k.as_str(), v)))
-                    .collect(),
-            };
-            match self.runtime.block_on(self.decoder.decode(&raw)) {
+            match self
+                .runtime
+                .block_on(self.decoder.decode(&raw_record(record)))
+            {
                 Ok(event) => {
                     self.metrics.event_in(&record.topic, &event.event_type);
+                    if let Some(gate) = &self.gate
+                        && !gate.admits(&event, record)
+                    {
+                        routed.processed += 1;
+                        continue;
+                    }
                     for result in self.route_event(&event, record) {
                         let out = result.unwrap_or_else(|dead| self.dead_letter(record, dead));
                         routed.outputs.push(out);
@@ -217,7 +246,12 @@ impl RouteProcessor {
             }),
         };
         let notification = Notification {
-            notification_id: notification_id(&event.id, &spec.subscription_id),
+            notification_id: match &self.id_salt {
+                None => notification_id(&event.id, &spec.subscription_id),
+                Some(salt) => {
+                    notification_id(&format!("{}#{salt}", event.id), &spec.subscription_id)
+                }
+            },
             event_id: event.id.clone(),
             event_type: event.event_type.clone(),
             event_source: event.source.clone(),
@@ -306,9 +340,25 @@ impl RouteProcessor {
     }
 }
 
+/// The contract crate's view of a consumed record.
+pub fn raw_record(record: &ReadRecord) -> RawRecord<'_> {
+    RawRecord {
+        topic: &record.topic,
+        partition: record.partition,
+        offset: record.offset,
+        timestamp_ms: record.timestamp_ms,
+        payload: record.value.as_deref(),
+        headers: record
+            .headers
+            .iter()
+            .filter_map(|(k, v)| v.as_deref().map(|v| (k.as_str(), v)))
+            .collect(),
+    }
+}
+
 /// The JSON a subscriber receives by default, and what filters and templates see as `event`:
 /// the CloudEvents context attributes plus the data.
-fn envelope(event: &Event, record: &ReadRecord) -> Json {
+pub fn envelope(event: &Event, record: &ReadRecord) -> Json {
     let mut map = Map::new();
     map.insert("id".into(), Json::String(event.id.clone()));
     map.insert("type".into(), Json::String(event.event_type.clone()));

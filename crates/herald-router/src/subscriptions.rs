@@ -22,6 +22,18 @@ impl SubscriptionStore {
         f(&self.index.read().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// A store holding only subscription `id` of this one, if it is here.
+    pub fn only(&self, id: &str) -> Option<SubscriptionStore> {
+        let sub = self.read(|index| index.get(id).cloned())?;
+        let store = SubscriptionStore::default();
+        store
+            .index
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .upsert(sub);
+        Some(store)
+    }
+
     /// Applies one record of `herald.subscriptions`: a tombstone deletes, a value upserts.
     /// A record that does not decode or compile is logged and counted, and the previous
     /// version of that subscription is dropped rather than left running on stale rules.

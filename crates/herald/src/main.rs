@@ -8,6 +8,7 @@
 //! - `read.rs`: `herald read`.
 //! - `topics.rs`: `herald topics create`.
 //! - `router.rs`: `herald router`.
+//! - `replay.rs`: `herald replay` (a window routed again or exported to a file).
 //! - `subscriptions.rs`: `herald subscriptions create | list | delete`.
 //! - `deliver.rs`: `herald deliver` and `herald dlq list | redrive`.
 //! - `apps.rs`: `herald apps create`.
@@ -18,6 +19,7 @@ mod deliver;
 mod metrics_server;
 mod produce;
 mod read;
+mod replay;
 mod router;
 mod schemas;
 mod subscriptions;
@@ -84,6 +86,9 @@ enum Command {
         #[command(subcommand)]
         command: subscriptions::SubscriptionsCommand,
     },
+    /// Routes a time window of an event topic again (one subscription or all), or exports it
+    /// to an .ndjson, .avro or .parquet file.
+    Replay(Box<replay::ReplayArgs>),
     /// Runs a channel's delivery service: notifications to receivers, with retry tiers and
     /// a dead-letter topic.
     Deliver(Box<deliver::DeliverArgs>),
@@ -123,6 +128,7 @@ fn main() -> anyhow::Result<()> {
         Command::Read(args) => runtime.block_on(read::run(args)),
         Command::Topics { command } => runtime.block_on(topics::run(command)),
         Command::Router(args) => router::run(*args, &runtime),
+        Command::Replay(args) => replay::run(*args, &runtime),
         Command::Subscriptions { command } => runtime.block_on(subscriptions::run(command)),
         Command::Deliver(args) => deliver::run(*args, &runtime),
         Command::Dlq { command } => runtime.block_on(deliver::dlq(command)),

@@ -174,3 +174,45 @@ async fn schemas_register_then_produce_writes_avro_with_cloudevents_headers() {
     );
     std::fs::remove_file(&file).ok();
 }
+
+#[tokio::test]
+async fn replay_exports_a_window_and_refuses_a_bad_time_with_a_clear_message() {
+    use herald_kafka::testkit::{TestKafka, test_registry};
+    use herald_router::testkit;
+
+    let kafka = TestKafka::new("cli-replay");
+    let topic = kafka.create_topic("events.replay", 2).await;
+    let from = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let events: Vec<_> = (0..20).map(|i| testkit::event("cli-replay", i)).collect();
+    testkit::produce_events(&kafka, &topic, &events);
+    let to = chrono::Utc::now() + chrono::Duration::seconds(5);
+    let out = std::env::temp_dir().join(format!("{}.ndjson", kafka.prefix()));
+    let output = herald()
+        .args(["replay", "--brokers", &kafka.config().brokers])
+        .args(["--registry", &test_registry(), "--topic", &topic])
+        .args(["--from", &from.to_rfc3339(), "--to", &to.to_rfc3339()])
+        .args(["--type", "order.*"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("herald runs");
+    assert!(output.status.success(), "herald replay failed: {output:?}");
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let orders = events
+        .iter()
+        .filter(|e| e.event_type.starts_with("order."))
+        .count();
+    assert_eq!(summary["written"], orders as u64, "{summary}");
+    assert_eq!(summary["complete"], true);
+    let lines = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(lines.lines().count(), orders);
+
+    let output = herald()
+        .args(["replay", "--topic", &topic, "--from", "yesterday"])
+        .args(["--to", &to.to_rfc3339(), "--out", "x.ndjson"])
+        .output()
+        .expect("herald runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("is not an RFC 3339 time"), "{stderr}");
+}
