@@ -33,6 +33,38 @@ pub struct DeadLetter {
     pub failed_at: Option<i64>,
 }
 
+/// Which dead letters a command concerns; every given condition must hold.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Only this notification id.
+    pub notification_id: Option<String>,
+    /// Only this kind (`herald-error-kind`: `exhausted`, `permanent`, `gone`, …).
+    pub kind: Option<String>,
+    /// Only this subscription's.
+    pub subscription_id: Option<String>,
+    /// Only those dead-lettered at or after this time, epoch milliseconds.
+    pub since_ms: Option<i64>,
+}
+
+impl Selection {
+    /// Whether `letter` is selected. A letter that is not a notification has no id or
+    /// subscription, so it is selected only when neither is asked for.
+    pub fn matches(&self, letter: &DeadLetter) -> bool {
+        let notification = letter.notification.as_ref();
+        self.notification_id
+            .as_deref()
+            .is_none_or(|id| notification.is_some_and(|n| n.notification_id == id))
+            && self
+                .subscription_id
+                .as_deref()
+                .is_none_or(|id| notification.is_some_and(|n| n.subscription_id == id))
+            && self.kind.as_deref().is_none_or(|kind| letter.kind == kind)
+            && self
+                .since_ms
+                .is_none_or(|since| letter.failed_at.is_some_and(|at| at >= since))
+    }
+}
+
 fn header_text(record: &ReadRecord, name: &str) -> Option<String> {
     record
         .header(name)
@@ -113,4 +145,70 @@ pub async fn redrive(
         count += 1;
     }
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn letter(id: &str, subscription: &str, kind: &str, failed_at: i64) -> DeadLetter {
+        let mut n = crate::testkit::notification(
+            &crate::testkit::webhook_subscription(subscription, "app", "https://example.com/"),
+            "sel",
+            1,
+        );
+        n.notification_id = id.to_owned();
+        DeadLetter {
+            partition: 0,
+            offset: 0,
+            notification: Some(n),
+            kind: kind.to_owned(),
+            error: String::new(),
+            attempts: Some(1),
+            failed_at: Some(failed_at),
+        }
+    }
+
+    #[test]
+    fn a_selection_needs_every_condition_it_names() {
+        let a = letter("msg_a", "sub-1", "exhausted", 1_000);
+        let b = letter("msg_b", "sub-2", "permanent", 2_000);
+        let undecodable = DeadLetter {
+            notification: None,
+            kind: "undecodable".into(),
+            failed_at: None,
+            ..a.clone()
+        };
+        let pick = |s: Selection| -> Vec<bool> {
+            [&a, &b, &undecodable]
+                .iter()
+                .map(|l| s.matches(l))
+                .collect()
+        };
+        assert_eq!(pick(Selection::default()), [true, true, true]);
+        let by = |f: fn(&mut Selection)| {
+            let mut s = Selection::default();
+            f(&mut s);
+            pick(s)
+        };
+        assert_eq!(
+            by(|s| s.notification_id = Some("msg_b".into())),
+            [false, true, false]
+        );
+        assert_eq!(
+            by(|s| s.subscription_id = Some("sub-1".into())),
+            [true, false, false]
+        );
+        assert_eq!(
+            by(|s| s.kind = Some("undecodable".into())),
+            [false, false, true]
+        );
+        assert_eq!(by(|s| s.since_ms = Some(1_500)), [false, true, false]);
+        let both = Selection {
+            kind: Some("exhausted".into()),
+            since_ms: Some(1_500),
+            ..Selection::default()
+        };
+        assert_eq!(pick(both), [false, false, false]);
+    }
 }

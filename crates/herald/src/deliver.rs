@@ -119,31 +119,72 @@ pub(crate) enum DlqCommand {
     List {
         #[command(flatten)]
         target: Target,
-        /// The channel.
-        #[arg(long, default_value = "webhook")]
-        channel: String,
+        #[command(flatten)]
+        select: Select,
+    },
+    /// Prints the selected dead letters in full (the notification and its payload included).
+    Show {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        select: Select,
     },
     /// Writes dead letters back to the channel's topic (attempts reset, ids kept).
     Redrive {
         #[command(flatten)]
         target: Target,
-        /// The channel.
-        #[arg(long, default_value = "webhook")]
-        channel: String,
-        /// Only this notification id.
-        #[arg(long)]
-        id: Option<String>,
-        /// Only dead letters of this kind (`exhausted`, `permanent`, `gone`, …).
-        #[arg(long)]
-        kind: Option<String>,
+        #[command(flatten)]
+        select: Select,
     },
+}
+
+/// Which dead letters: the channel, then every condition given.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Select {
+    /// The channel.
+    #[arg(long, default_value = "webhook")]
+    channel: String,
+    /// Only this notification id.
+    #[arg(long)]
+    id: Option<String>,
+    /// Only dead letters of this reason (`herald-error-kind`: `exhausted`, `permanent`,
+    /// `gone`, `subscription_disabled`, `undecodable`, …).
+    #[arg(long, visible_alias = "kind")]
+    reason: Option<String>,
+    /// Only this subscription's.
+    #[arg(long)]
+    subscription: Option<String>,
+    /// Only those dead-lettered at or after this time (RFC 3339).
+    #[arg(long, value_parser = parse_since)]
+    since: Option<i64>,
+}
+
+fn parse_since(text: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time such as 2026-12-04T02:00:00Z: {e}"))
+}
+
+impl Select {
+    fn selection(&self) -> redrive::Selection {
+        redrive::Selection {
+            notification_id: self.id.clone(),
+            kind: self.reason.clone(),
+            subscription_id: self.subscription.clone(),
+            since_ms: self.since,
+        }
+    }
 }
 
 pub(crate) async fn dlq(command: DlqCommand) -> anyhow::Result<()> {
     match command {
-        DlqCommand::List { target, channel } => {
-            let (kafka, names, channel) = resolve(&target, &channel)?;
+        DlqCommand::List { target, select } => {
+            let (kafka, names, channel) = resolve(&target, &select.channel)?;
+            let selection = select.selection();
             for letter in redrive::list(&kafka, &names, &channel)? {
+                if !selection.matches(&letter) {
+                    continue;
+                }
                 let notification = letter.notification.as_ref();
                 println!(
                     "{}",
@@ -162,22 +203,57 @@ pub(crate) async fn dlq(command: DlqCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        DlqCommand::Redrive {
-            target,
-            channel,
-            id,
-            kind,
-        } => {
-            let (kafka, names, channel) = resolve(&target, &channel)?;
-            let count = redrive::redrive(&kafka, &names, &channel, |letter| {
-                id.as_deref().is_none_or(|id| {
-                    letter
-                        .notification
-                        .as_ref()
-                        .is_some_and(|n| n.notification_id == id)
-                }) && kind.as_deref().is_none_or(|kind| letter.kind == kind)
-            })
-            .await?;
+        DlqCommand::Show { target, select } => {
+            let (kafka, names, channel) = resolve(&target, &select.channel)?;
+            let selection = select.selection();
+            let mut shown = 0;
+            for letter in redrive::list(&kafka, &names, &channel)? {
+                if !selection.matches(&letter) {
+                    continue;
+                }
+                shown += 1;
+                let notification = letter.notification.as_ref().map(|n| {
+                    serde_json::json!({
+                        "notification_id": n.notification_id,
+                        "event_id": n.event_id,
+                        "event_type": n.event_type,
+                        "event_source": n.event_source,
+                        "event_time": n.event_time,
+                        "subscription_id": n.subscription_id,
+                        "app_id": n.app_id,
+                        "channel": n.channel,
+                        "destination": n.destination,
+                        "ordering_key": n.ordering_key,
+                        "content_type": n.content_type,
+                        "payload": serde_json::from_str::<serde_json::Value>(&n.payload)
+                            .unwrap_or_else(|_| serde_json::Value::String(n.payload.clone())),
+                        "traceparent": n.traceparent,
+                    })
+                });
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "partition": letter.partition,
+                        "offset": letter.offset,
+                        "kind": letter.kind,
+                        "error": letter.error,
+                        "attempts": letter.attempts,
+                        "failed_at": letter.failed_at,
+                        "notification": notification,
+                    }))?
+                );
+            }
+            if shown == 0 {
+                anyhow::bail!("no dead letter in {} matches", names.notify_dlq(&channel));
+            }
+            Ok(())
+        }
+        DlqCommand::Redrive { target, select } => {
+            let (kafka, names, channel) = resolve(&target, &select.channel)?;
+            let selection = select.selection();
+            let count =
+                redrive::redrive(&kafka, &names, &channel, |letter| selection.matches(letter))
+                    .await?;
             println!("redriven {count}");
             Ok(())
         }
