@@ -155,14 +155,8 @@ pub(crate) struct Select {
     #[arg(long)]
     subscription: Option<String>,
     /// Only those dead-lettered at or after this time (RFC 3339).
-    #[arg(long, value_parser = parse_since)]
+    #[arg(long, value_parser = crate::parse_time)]
     since: Option<i64>,
-}
-
-fn parse_since(text: &str) -> Result<i64, String> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.timestamp_millis())
-        .map_err(|e| format!("{text:?} is not an RFC 3339 time such as 2026-12-04T02:00:00Z: {e}"))
 }
 
 impl Select {

@@ -153,6 +153,13 @@ pub(crate) async fn shutdown_signal() {
     let _ = interrupt.await;
 }
 
+/// Parses an RFC 3339 time argument to epoch milliseconds, with a message that shows the form.
+pub(crate) fn parse_time(text: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time such as 2026-12-04T02:00:00Z: {e}"))
+}
+
 fn check(brokers: &str, timeout: Duration) -> anyhow::Result<()> {
     let admin = herald_kafka::Admin::new(&herald_kafka::KafkaConfig::new(brokers))?;
     let info = admin

@@ -30,10 +30,10 @@ pub(crate) struct ReplayArgs {
     #[arg(long)]
     topic: String,
     /// The window's start (RFC 3339, e.g. 2026-12-04T02:00:00Z), included.
-    #[arg(long, value_parser = parse_time)]
+    #[arg(long, value_parser = crate::parse_time)]
     from: i64,
     /// The window's end (RFC 3339), excluded.
-    #[arg(long, value_parser = parse_time)]
+    #[arg(long, value_parser = crate::parse_time)]
     to: i64,
     /// Only events whose type matches: `order.paid`, `order.*` or `*`.
     #[arg(long = "type", value_parser = EventTypePattern::parse)]
@@ -63,12 +63,6 @@ struct Target {
     /// Write the window's events to this file: .ndjson, .avro or .parquet.
     #[arg(long)]
     out: Option<PathBuf>,
-}
-
-fn parse_time(text: &str) -> Result<i64, String> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.timestamp_millis())
-        .map_err(|e| format!("{text:?} is not an RFC 3339 time such as 2026-12-04T02:00:00Z: {e}"))
 }
 
 /// Reports progress: a bar with rate and ETA on a terminal, a line every few seconds otherwise.
