@@ -83,11 +83,18 @@ impl Deliverer {
             "webhook" | "http" => {
                 Arc::new(WebhookChannel::new(&config.webhook).map_err(DeliverError::Config)?)
             }
-            other => {
-                return Err(DeliverError::Config(format!(
-                    "the {other} channel is not implemented yet; this build delivers webhook and http"
-                )));
-            }
+            other => match channels::bot::Provider::from_channel(other) {
+                Some(provider) => Arc::new(
+                    channels::bot::BotChannel::new(provider, &config.webhook)
+                        .map_err(DeliverError::Config)?,
+                ),
+                None => {
+                    return Err(DeliverError::Config(format!(
+                        "the {other} channel is not implemented yet; this build delivers \
+                         webhook, http, slack, feishu, dingtalk and wecom"
+                    )));
+                }
+            },
         };
         let registry = prometheus::Registry::new();
         let metrics = Arc::new(

@@ -3,8 +3,10 @@
 //! shares one set of semantics.
 //!
 //! Every channel is a folder of the same shape: `mod.rs` (the channel), `config.rs` (its
-//! settings), `client.rs` (the transport), `tests.rs`.
+//! settings), `client.rs` (the transport), `tests.rs`; the bot channels share the webhook
+//! channel's settings and transport and add `provider.rs` (each platform's format and codes).
 
+pub mod bot;
 pub mod webhook;
 
 use std::future::Future;

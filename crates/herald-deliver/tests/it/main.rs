@@ -1,4 +1,5 @@
 //! The delivery service against the real broker and real local HTTP receivers.
 
+mod bots;
 mod delivery;
 mod signatures;
