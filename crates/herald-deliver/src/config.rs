@@ -6,6 +6,7 @@ use herald_core::retry::{DEFAULT_SCHEDULE, RetryPolicy};
 use herald_kafka::KafkaConfig;
 use serde::Deserialize;
 
+use crate::channels::email::EmailConfig;
 use crate::channels::webhook::WebhookConfig;
 use crate::secrets::MasterKey;
 
@@ -56,6 +57,8 @@ pub struct DeliverConfig {
     pub partitions: i32,
     /// The webhook channel's settings.
     pub webhook: WebhookConfig,
+    /// The email channel's relay and sender.
+    pub email: EmailConfig,
     /// The key that decrypts apps' signing secrets in `herald.apps`.
     pub master_key: Option<MasterKey>,
 }
@@ -87,6 +90,7 @@ impl DeliverConfig {
             drain_timeout_ms: 10_000,
             partitions: 6,
             webhook: WebhookConfig::default(),
+            email: EmailConfig::default(),
             master_key: None,
         }
     }

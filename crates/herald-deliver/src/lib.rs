@@ -83,6 +83,9 @@ impl Deliverer {
             "webhook" | "http" => {
                 Arc::new(WebhookChannel::new(&config.webhook).map_err(DeliverError::Config)?)
             }
+            "email" => Arc::new(
+                channels::email::EmailChannel::new(&config.email).map_err(DeliverError::Config)?,
+            ),
             other => match channels::bot::Provider::from_channel(other) {
                 Some(provider) => Arc::new(
                     channels::bot::BotChannel::new(provider, &config.webhook)
@@ -91,7 +94,7 @@ impl Deliverer {
                 None => {
                     return Err(DeliverError::Config(format!(
                         "the {other} channel is not implemented yet; this build delivers \
-                         webhook, http, slack, feishu, dingtalk and wecom"
+                         webhook, http, email, slack, feishu, dingtalk and wecom"
                     )));
                 }
             },
@@ -128,6 +131,9 @@ impl Deliverer {
         stop: Arc<AtomicBool>,
         runtime: tokio::runtime::Handle,
     ) -> Result<(), DeliverError> {
+        // Channels may hold runtime resources whose drop spawns a task (lettre's SMTP pool
+        // closes its connections that way), so everything is dropped inside the runtime.
+        let _runtime = runtime.enter();
         let state = Arc::new(DeliveryState::default());
         let subscriptions_codec = RecordCodec::subscription();
         let followers = [

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use herald_core::topics::{ChannelName, TopicNames};
+use herald_deliver::channels::email::SmtpSecurity;
 use herald_deliver::secrets::MasterKey;
 use herald_deliver::{DeliverConfig, Deliverer, redrive};
 use herald_kafka::KafkaConfig;
@@ -16,7 +17,8 @@ use crate::subscriptions::Target;
 pub(crate) struct DeliverArgs {
     #[command(flatten)]
     target: Target,
-    /// The channel to deliver (`webhook`, `http`).
+    /// The channel to deliver: `webhook`, `http`, `email`, `slack`, `feishu`, `dingtalk`,
+    /// `wecom`.
     #[arg(long, default_value = "webhook")]
     channel: String,
     /// Stable id of this replica, part of its transactional.id and group membership; give
@@ -64,6 +66,35 @@ pub(crate) struct DeliverArgs {
     /// Serves the service's Prometheus metrics at `http://<addr>/metrics`.
     #[arg(long, env = "HERALD_METRICS_ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    smtp: SmtpArgs,
+}
+
+/// The email channel's relay.
+#[derive(Debug, clap::Args)]
+struct SmtpArgs {
+    /// The SMTP relay (email channel).
+    #[arg(long, env = "HERALD_SMTP_HOST", default_value = "127.0.0.1")]
+    smtp_host: String,
+    /// The relay's port.
+    #[arg(long, env = "HERALD_SMTP_PORT", default_value_t = 587)]
+    smtp_port: u16,
+    /// `starttls` (required), `tls` (SMTPS) or `none` (a local relay only).
+    #[arg(long, env = "HERALD_SMTP_SECURITY", default_value = "starttls")]
+    smtp_security: String,
+    /// SMTP AUTH user name.
+    #[arg(long, env = "HERALD_SMTP_USERNAME")]
+    smtp_username: Option<String>,
+    /// SMTP AUTH password.
+    #[arg(long, env = "HERALD_SMTP_PASSWORD", hide_env_values = true)]
+    smtp_password: Option<String>,
+    /// The sender when a subscription names none.
+    #[arg(
+        long,
+        env = "HERALD_EMAIL_FROM",
+        default_value = "Herald <herald@localhost>"
+    )]
+    email_from: String,
 }
 
 pub(crate) fn run(args: DeliverArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
@@ -85,6 +116,17 @@ pub(crate) fn run(args: DeliverArgs, runtime: &tokio::runtime::Runtime) -> anyho
     config.breaker_failures = args.breaker_failures;
     config.breaker_open_ms = args.breaker_open_ms;
     config.partitions = args.partitions;
+    config.email.smtp_host = args.smtp.smtp_host;
+    config.email.smtp_port = args.smtp.smtp_port;
+    config.email.security = match args.smtp.smtp_security.as_str() {
+        "starttls" => SmtpSecurity::Starttls,
+        "tls" => SmtpSecurity::Tls,
+        "none" => SmtpSecurity::None,
+        other => anyhow::bail!("--smtp-security {other:?}: use starttls, tls or none"),
+    };
+    config.email.username = args.smtp.smtp_username;
+    config.email.password = args.smtp.smtp_password;
+    config.email.from = args.smtp.email_from;
     config.master_key = args
         .master_key
         .as_deref()

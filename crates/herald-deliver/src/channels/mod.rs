@@ -7,6 +7,7 @@
 //! channel's settings and transport and add `provider.rs` (each platform's format and codes).
 
 pub mod bot;
+pub mod email;
 pub mod webhook;
 
 use std::future::Future;

@@ -2,4 +2,5 @@
 
 mod bots;
 mod delivery;
+mod email;
 mod signatures;
