@@ -7,6 +7,7 @@ use herald_kafka::KafkaConfig;
 use serde::Deserialize;
 
 use crate::channels::email::EmailConfig;
+use crate::channels::sms::SmsConfig;
 use crate::channels::webhook::WebhookConfig;
 use crate::secrets::MasterKey;
 
@@ -59,6 +60,8 @@ pub struct DeliverConfig {
     pub webhook: WebhookConfig,
     /// The email channel's relay and sender.
     pub email: EmailConfig,
+    /// The SMS channel's provider and credentials.
+    pub sms: SmsConfig,
     /// The key that decrypts apps' signing secrets in `herald.apps`.
     pub master_key: Option<MasterKey>,
 }
@@ -91,6 +94,7 @@ impl DeliverConfig {
             partitions: 6,
             webhook: WebhookConfig::default(),
             email: EmailConfig::default(),
+            sms: SmsConfig::default(),
             master_key: None,
         }
     }

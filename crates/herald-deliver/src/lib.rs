@@ -86,6 +86,10 @@ impl Deliverer {
             "email" => Arc::new(
                 channels::email::EmailChannel::new(&config.email).map_err(DeliverError::Config)?,
             ),
+            "sms" => Arc::new(
+                channels::sms::SmsChannel::new(&config.sms, &config.webhook)
+                    .map_err(DeliverError::Config)?,
+            ),
             other => match channels::bot::Provider::from_channel(other) {
                 Some(provider) => Arc::new(
                     channels::bot::BotChannel::new(provider, &config.webhook)
@@ -94,7 +98,7 @@ impl Deliverer {
                 None => {
                     return Err(DeliverError::Config(format!(
                         "the {other} channel is not implemented yet; this build delivers \
-                         webhook, http, email, slack, feishu, dingtalk and wecom"
+                         webhook, http, email, sms, slack, feishu, dingtalk and wecom"
                     )));
                 }
             },

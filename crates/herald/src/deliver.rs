@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use herald_core::topics::{ChannelName, TopicNames};
 use herald_deliver::channels::email::SmtpSecurity;
+use herald_deliver::channels::sms::{SmsConfig, SmsProvider};
 use herald_deliver::secrets::MasterKey;
 use herald_deliver::{DeliverConfig, Deliverer, redrive};
 use herald_kafka::KafkaConfig;
@@ -17,7 +18,7 @@ use crate::subscriptions::Target;
 pub(crate) struct DeliverArgs {
     #[command(flatten)]
     target: Target,
-    /// The channel to deliver: `webhook`, `http`, `email`, `slack`, `feishu`, `dingtalk`,
+    /// The channel to deliver: `webhook`, `http`, `email`, `sms`, `slack`, `feishu`, `dingtalk`,
     /// `wecom`.
     #[arg(long, default_value = "webhook")]
     channel: String,
@@ -68,6 +69,37 @@ pub(crate) struct DeliverArgs {
     metrics_addr: Option<std::net::SocketAddr>,
     #[command(flatten)]
     smtp: SmtpArgs,
+    #[command(flatten)]
+    sms: SmsArgs,
+}
+
+/// The SMS channel's provider.
+#[derive(Debug, clap::Args)]
+struct SmsArgs {
+    /// The SMS provider: `aliyun` or `twilio`.
+    #[arg(long, env = "HERALD_SMS_PROVIDER", default_value = "aliyun")]
+    sms_provider: String,
+    /// The provider API's base URL (default: the provider's public one).
+    #[arg(long, env = "HERALD_SMS_ENDPOINT")]
+    sms_endpoint: Option<String>,
+    /// Aliyun AccessKey id.
+    #[arg(long, env = "HERALD_ALIYUN_ACCESS_KEY_ID")]
+    aliyun_access_key_id: Option<String>,
+    /// Aliyun AccessKey secret.
+    #[arg(long, env = "HERALD_ALIYUN_ACCESS_KEY_SECRET", hide_env_values = true)]
+    aliyun_access_key_secret: Option<String>,
+    /// Aliyun SMS signature name.
+    #[arg(long, env = "HERALD_ALIYUN_SIGN_NAME")]
+    aliyun_sign_name: Option<String>,
+    /// Twilio account SID.
+    #[arg(long, env = "HERALD_TWILIO_ACCOUNT_SID")]
+    twilio_account_sid: Option<String>,
+    /// Twilio auth token.
+    #[arg(long, env = "HERALD_TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    twilio_auth_token: Option<String>,
+    /// Twilio sender: a number (E.164) or a messaging service SID (`MG…`).
+    #[arg(long, env = "HERALD_SMS_FROM")]
+    sms_from: Option<String>,
 }
 
 /// The email channel's relay.
@@ -127,6 +159,20 @@ pub(crate) fn run(args: DeliverArgs, runtime: &tokio::runtime::Runtime) -> anyho
     config.email.username = args.smtp.smtp_username;
     config.email.password = args.smtp.smtp_password;
     config.email.from = args.smtp.email_from;
+    config.sms = SmsConfig {
+        provider: match args.sms.sms_provider.as_str() {
+            "aliyun" => SmsProvider::Aliyun,
+            "twilio" => SmsProvider::Twilio,
+            other => anyhow::bail!("--sms-provider {other:?}: use aliyun or twilio"),
+        },
+        endpoint: args.sms.sms_endpoint,
+        access_key_id: args.sms.aliyun_access_key_id,
+        access_key_secret: args.sms.aliyun_access_key_secret,
+        sign_name: args.sms.aliyun_sign_name,
+        account_sid: args.sms.twilio_account_sid,
+        auth_token: args.sms.twilio_auth_token,
+        from: args.sms.sms_from,
+    };
     config.master_key = args
         .master_key
         .as_deref()

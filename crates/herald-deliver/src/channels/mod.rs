@@ -8,6 +8,7 @@
 
 pub mod bot;
 pub mod email;
+pub mod sms;
 pub mod webhook;
 
 use std::future::Future;

@@ -4,3 +4,4 @@ mod bots;
 mod delivery;
 mod email;
 mod signatures;
+mod sms;
