@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::channels::email::EmailConfig;
 use crate::channels::sms::SmsConfig;
 use crate::channels::webhook::WebhookConfig;
+use crate::channels::wechat::WechatConfig;
 use crate::secrets::MasterKey;
 
 /// How a delivery service connects, what it delivers and how it retries.
@@ -62,6 +63,8 @@ pub struct DeliverConfig {
     pub email: EmailConfig,
     /// The SMS channel's provider and credentials.
     pub sms: SmsConfig,
+    /// The WeChat channel's Official Account.
+    pub wechat: WechatConfig,
     /// The key that decrypts apps' signing secrets in `herald.apps`.
     pub master_key: Option<MasterKey>,
 }
@@ -95,6 +98,7 @@ impl DeliverConfig {
             webhook: WebhookConfig::default(),
             email: EmailConfig::default(),
             sms: SmsConfig::default(),
+            wechat: WechatConfig::default(),
             master_key: None,
         }
     }

@@ -86,6 +86,10 @@ impl Deliverer {
             "email" => Arc::new(
                 channels::email::EmailChannel::new(&config.email).map_err(DeliverError::Config)?,
             ),
+            "wechat" => Arc::new(
+                channels::wechat::WechatChannel::new(&config.wechat, &config.webhook)
+                    .map_err(DeliverError::Config)?,
+            ),
             "sms" => Arc::new(
                 channels::sms::SmsChannel::new(&config.sms, &config.webhook)
                     .map_err(DeliverError::Config)?,
@@ -98,7 +102,7 @@ impl Deliverer {
                 None => {
                     return Err(DeliverError::Config(format!(
                         "the {other} channel is not implemented yet; this build delivers \
-                         webhook, http, email, sms, slack, feishu, dingtalk and wecom"
+                         webhook, http, email, sms, wechat, slack, feishu, dingtalk and wecom"
                     )));
                 }
             },

@@ -8,6 +8,7 @@ use anyhow::Context;
 use herald_core::topics::{ChannelName, TopicNames};
 use herald_deliver::channels::email::SmtpSecurity;
 use herald_deliver::channels::sms::{SmsConfig, SmsProvider};
+use herald_deliver::channels::wechat::WechatConfig;
 use herald_deliver::secrets::MasterKey;
 use herald_deliver::{DeliverConfig, Deliverer, redrive};
 use herald_kafka::KafkaConfig;
@@ -18,7 +19,7 @@ use crate::subscriptions::Target;
 pub(crate) struct DeliverArgs {
     #[command(flatten)]
     target: Target,
-    /// The channel to deliver: `webhook`, `http`, `email`, `sms`, `slack`, `feishu`, `dingtalk`,
+    /// The channel to deliver: `webhook`, `http`, `email`, `sms`, `wechat`, `slack`, `feishu`, `dingtalk`,
     /// `wecom`.
     #[arg(long, default_value = "webhook")]
     channel: String,
@@ -71,6 +72,20 @@ pub(crate) struct DeliverArgs {
     smtp: SmtpArgs,
     #[command(flatten)]
     sms: SmsArgs,
+    /// WeChat Official Account AppID (wechat channel).
+    #[arg(long, env = "HERALD_WECHAT_APP_ID", default_value = "")]
+    wechat_app_id: String,
+    /// WeChat Official Account AppSecret.
+    #[arg(
+        long,
+        env = "HERALD_WECHAT_APP_SECRET",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    wechat_app_secret: String,
+    /// The WeChat API's base URL (default: https://api.weixin.qq.com).
+    #[arg(long, env = "HERALD_WECHAT_ENDPOINT")]
+    wechat_endpoint: Option<String>,
 }
 
 /// The SMS channel's provider.
@@ -172,6 +187,11 @@ pub(crate) fn run(args: DeliverArgs, runtime: &tokio::runtime::Runtime) -> anyho
         account_sid: args.sms.twilio_account_sid,
         auth_token: args.sms.twilio_auth_token,
         from: args.sms.sms_from,
+    };
+    config.wechat = WechatConfig {
+        app_id: args.wechat_app_id,
+        app_secret: args.wechat_app_secret,
+        endpoint: args.wechat_endpoint,
     };
     config.master_key = args
         .master_key

@@ -10,6 +10,7 @@ pub mod bot;
 pub mod email;
 pub mod sms;
 pub mod webhook;
+pub mod wechat;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -5,3 +5,4 @@ mod delivery;
 mod email;
 mod signatures;
 mod sms;
+mod wechat;

@@ -49,6 +49,22 @@ impl WebhookClient {
 
     /// Posts `body` to `url` with `headers` and classifies what happened.
     pub async fn post(&self, url: &str, headers: HeaderMap, body: Vec<u8>) -> AttemptReport {
+        self.send(reqwest::Method::POST, url, headers, body).await
+    }
+
+    /// Gets `url` and classifies what happened (for provider APIs such as WeChat's token).
+    pub async fn get(&self, url: &str) -> AttemptReport {
+        self.send(reqwest::Method::GET, url, HeaderMap::new(), Vec::new())
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    ) -> AttemptReport {
         let started = Instant::now();
         let permanent = |reason: String| {
             AttemptReport::without_response(AttemptOutcome::Permanent { reason }, started.elapsed())
@@ -70,7 +86,13 @@ impl WebhookClient {
         {
             return permanent(refused.to_string());
         }
-        let response = self.http.post(url).headers(headers).body(body).send().await;
+        let response = self
+            .http
+            .request(method, url)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await;
         let response = match response {
             Ok(response) => response,
             Err(error) => return self.failed(&error, started),
