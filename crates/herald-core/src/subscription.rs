@@ -300,7 +300,9 @@ fn check_destination(channel: &str, destination: &Destination) -> Result<(), Sub
         return refuse("must not be empty".to_owned());
     }
     match channel {
-        "webhook" | "feishu" | "dingtalk" | "wecom" | "slack" | "http" => {
+        // The generic http channel's template decides what its address means (a URL, a user
+        // id, a chat id), so only non-emptiness is checked for it.
+        "webhook" | "feishu" | "dingtalk" | "wecom" | "slack" => {
             let is_url = address
                 .strip_prefix("https://")
                 .or_else(|| address.strip_prefix("http://"))

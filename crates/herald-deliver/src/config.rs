@@ -7,6 +7,7 @@ use herald_kafka::KafkaConfig;
 use serde::Deserialize;
 
 use crate::channels::email::EmailConfig;
+use crate::channels::http::HttpTemplate;
 use crate::channels::sms::SmsConfig;
 use crate::channels::webhook::WebhookConfig;
 use crate::channels::wechat::WechatConfig;
@@ -65,6 +66,8 @@ pub struct DeliverConfig {
     pub sms: SmsConfig,
     /// The WeChat channel's Official Account.
     pub wechat: WechatConfig,
+    /// The generic HTTP channel's request template (required by the `http` channel).
+    pub http_template: Option<HttpTemplate>,
     /// The key that decrypts apps' signing secrets in `herald.apps`.
     pub master_key: Option<MasterKey>,
 }
@@ -99,6 +102,7 @@ impl DeliverConfig {
             email: EmailConfig::default(),
             sms: SmsConfig::default(),
             wechat: WechatConfig::default(),
+            http_template: None,
             master_key: None,
         }
     }

@@ -80,7 +80,19 @@ impl Deliverer {
         let channel_name =
             ChannelName::parse(&config.channel).map_err(|e| DeliverError::Config(e.to_string()))?;
         let channel: Arc<dyn Channel> = match channel_name.as_str() {
-            "webhook" | "http" => {
+            "http" => {
+                let template = config.http_template.as_ref().ok_or_else(|| {
+                    DeliverError::Config(
+                        "the http channel needs a request template (--http-template FILE)"
+                            .to_owned(),
+                    )
+                })?;
+                Arc::new(
+                    channels::http::HttpChannel::new(template, &config.webhook)
+                        .map_err(DeliverError::Config)?,
+                )
+            }
+            "webhook" => {
                 Arc::new(WebhookChannel::new(&config.webhook).map_err(DeliverError::Config)?)
             }
             "email" => Arc::new(

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use herald_core::topics::{ChannelName, TopicNames};
 use herald_deliver::channels::email::SmtpSecurity;
+use herald_deliver::channels::http::HttpTemplate;
 use herald_deliver::channels::sms::{SmsConfig, SmsProvider};
 use herald_deliver::channels::wechat::WechatConfig;
 use herald_deliver::secrets::MasterKey;
@@ -72,6 +73,10 @@ pub(crate) struct DeliverArgs {
     smtp: SmtpArgs,
     #[command(flatten)]
     sms: SmsArgs,
+    /// The generic http channel's request template (TOML: method, url, headers, body,
+    /// signing, rules).
+    #[arg(long, env = "HERALD_HTTP_TEMPLATE")]
+    http_template: Option<std::path::PathBuf>,
     /// WeChat Official Account AppID (wechat channel).
     #[arg(long, env = "HERALD_WECHAT_APP_ID", default_value = "")]
     wechat_app_id: String,
@@ -188,6 +193,14 @@ pub(crate) fn run(args: DeliverArgs, runtime: &tokio::runtime::Runtime) -> anyho
         auth_token: args.sms.twilio_auth_token,
         from: args.sms.sms_from,
     };
+    if let Some(path) = &args.http_template {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading --http-template {}", path.display()))?;
+        config.http_template = Some(
+            HttpTemplate::from_toml(&text)
+                .map_err(|e| anyhow::anyhow!("--http-template {}: {e}", path.display()))?,
+        );
+    }
     config.wechat = WechatConfig {
         app_id: args.wechat_app_id,
         app_secret: args.wechat_app_secret,

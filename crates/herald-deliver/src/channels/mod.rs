@@ -8,6 +8,7 @@
 
 pub mod bot;
 pub mod email;
+pub mod http;
 pub mod sms;
 pub mod webhook;
 pub mod wechat;

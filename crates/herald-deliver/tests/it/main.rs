@@ -3,6 +3,7 @@
 mod bots;
 mod delivery;
 mod email;
+mod http;
 mod signatures;
 mod sms;
 mod wechat;

@@ -49,16 +49,18 @@ impl WebhookClient {
 
     /// Posts `body` to `url` with `headers` and classifies what happened.
     pub async fn post(&self, url: &str, headers: HeaderMap, body: Vec<u8>) -> AttemptReport {
-        self.send(reqwest::Method::POST, url, headers, body).await
+        self.request(reqwest::Method::POST, url, headers, body)
+            .await
     }
 
     /// Gets `url` and classifies what happened (for provider APIs such as WeChat's token).
     pub async fn get(&self, url: &str) -> AttemptReport {
-        self.send(reqwest::Method::GET, url, HeaderMap::new(), Vec::new())
+        self.request(reqwest::Method::GET, url, HeaderMap::new(), Vec::new())
             .await
     }
 
-    async fn send(
+    /// Sends `body` to `url` with `method` and `headers` and classifies what happened.
+    pub async fn request(
         &self,
         method: reqwest::Method,
         url: &str,
