@@ -10,6 +10,7 @@
 //! - [`endpoint`]: per-destination concurrency, rate limit and circuit breaker.
 //! - [`ssrf`]: the guard that keeps deliveries off private networks.
 //! - [`redrive`]: listing and redriving dead letters.
+//! - [`inbox`]: the pull inbox (`herald inbox`): long-poll, acknowledgements, SSE, app API keys.
 //! - [`secrets`]: signing secrets encrypted at rest.
 //! - [`state`]: live subscriptions and apps' signing secrets.
 //! - [`metrics`]: the service's Prometheus metrics.
@@ -21,6 +22,7 @@ pub mod channels;
 pub mod config;
 pub mod dispatch;
 pub mod endpoint;
+pub mod inbox;
 pub mod metrics;
 pub mod redrive;
 pub mod secrets;

@@ -13,7 +13,8 @@ use crate::subscriptions::Target;
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum AppsCommand {
-    /// Creates (or replaces) an app with a new signing secret; prints the app and the secret.
+    /// Creates (or replaces) an app with a new signing secret and a new API key; prints the
+    /// app, the secret and the key (shown this once; only their hash or ciphertext is stored).
     Create {
         #[command(flatten)]
         target: Target,
@@ -48,12 +49,13 @@ pub(crate) async fn run(command: AppsCommand) -> anyhow::Result<()> {
         .await?;
     let secret = generate_whsec();
     let now = herald_core::time::now_ms();
+    let (api_key, api_key_hash) = herald_deliver::inbox::auth::generate_api_key(now);
     let app = App {
         app_id: id.clone(),
         owner_tenant: tenant,
         tenant_scope: None,
         name: name.unwrap_or_else(|| id.clone()),
-        api_key_hashes: Vec::new(),
+        api_key_hashes: vec![api_key_hash],
         signing_secrets: vec![key.encrypt("s1", &secret, now, None)],
         created_at: now,
         updated_at: now,
@@ -66,7 +68,7 @@ pub(crate) async fn run(command: AppsCommand) -> anyhow::Result<()> {
         .context("writing the app")?;
     println!(
         "{}",
-        serde_json::json!({"app_id": app.app_id, "name": app.name, "owner_tenant": app.owner_tenant, "signing_secret": secret})
+        serde_json::json!({"app_id": app.app_id, "name": app.name, "owner_tenant": app.owner_tenant, "signing_secret": secret, "api_key": api_key})
     );
     Ok(())
 }

@@ -12,10 +12,12 @@
 //! - `subscriptions.rs`: `herald subscriptions create | list | delete`.
 //! - `deliver.rs`: `herald deliver` and `herald dlq list | redrive`.
 //! - `apps.rs`: `herald apps create`.
+//! - `inbox.rs`: `herald inbox` (the pull inbox's HTTP API).
 //! - `metrics_server.rs`: `GET /metrics` for `--metrics-addr`.
 
 mod apps;
 mod deliver;
+mod inbox;
 mod metrics_server;
 mod produce;
 mod read;
@@ -97,6 +99,9 @@ enum Command {
         #[command(subcommand)]
         command: deliver::DlqCommand,
     },
+    /// Serves the pull inbox: apps fetch, acknowledge and stream their `inbox` notifications
+    /// over HTTP with their API key.
+    Inbox(Box<inbox::InboxArgs>),
     /// Manages apps and their signing secrets.
     Apps {
         #[command(subcommand)]
@@ -132,6 +137,7 @@ fn main() -> anyhow::Result<()> {
         Command::Subscriptions { command } => runtime.block_on(subscriptions::run(command)),
         Command::Deliver(args) => deliver::run(*args, &runtime),
         Command::Dlq { command } => runtime.block_on(deliver::dlq(command)),
+        Command::Inbox(args) => inbox::run(*args, &runtime),
         Command::Apps { command } => runtime.block_on(apps::run(command)),
     }
 }

@@ -4,6 +4,7 @@ mod bots;
 mod delivery;
 mod email;
 mod http;
+mod inbox;
 mod signatures;
 mod sms;
 mod wechat;
