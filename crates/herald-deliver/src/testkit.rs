@@ -1,5 +1,6 @@
 //! Helpers for the delivery service's tests, the binary's SIGKILL test and the benchmarks:
-//! subscriptions pointing at local receivers, and receivers that record what they got.
+//! subscriptions pointing at local receivers, receivers that record what they got, and the
+//! Python stand-ins (`tests/interop/*.py`) that check requests as providers document them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -317,5 +318,92 @@ impl RunningDeliverer {
     /// Asks the service to stop, waits until it has, and returns how it ended.
     pub fn stop(self) -> Result<(), DeliverError> {
         self.service.stop()
+    }
+}
+
+/// A Python peer from `tests/interop/` (a provider stand-in, an SMTP server): started with the
+/// venv `scripts/test` builds (`HERALD_TEST_PYTHON`), it prints `listening <port>` and then one
+/// JSON line per request it checked. Killed when dropped.
+pub struct PythonPeer {
+    _process: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    /// The port it listens on, on 127.0.0.1.
+    pub port: u16,
+}
+
+impl PythonPeer {
+    /// Starts `tests/interop/<script>` with `args` and waits until it listens.
+    pub async fn start(script: &str, args: &[&str]) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let python = std::env::var("HERALD_TEST_PYTHON")
+            .expect("HERALD_TEST_PYTHON is not set: run the tests through scripts/test");
+        let path = format!(
+            "{}/../../tests/interop/{script}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut process = tokio::process::Command::new(python)
+            .arg(&path)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {script}: {e}"));
+        let stdout = process.stdout.take().expect("a piped stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let first = lines
+            .next_line()
+            .await
+            .expect("reading the peer's output")
+            .unwrap_or_else(|| panic!("{script} exited before listening"));
+        let port = first
+            .strip_prefix("listening ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{script} said {first:?}, not `listening <port>`"));
+        Self {
+            _process: process,
+            lines,
+            port,
+        }
+    }
+
+    /// The next `count` JSON lines, within 30 seconds.
+    pub async fn lines(&mut self, count: usize) -> Vec<serde_json::Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        while seen.len() < count {
+            seen.push(self.next_before(deadline).await);
+        }
+        seen
+    }
+
+    /// The next JSON line, before `deadline`.
+    pub async fn next_before(&mut self, deadline: tokio::time::Instant) -> serde_json::Value {
+        let line = tokio::time::timeout_at(deadline, self.lines.next_line())
+            .await
+            .expect("the peer answered in time")
+            .expect("reading the peer's output")
+            .expect("the peer kept running");
+        serde_json::from_str(&line).expect("the peer prints JSON lines")
+    }
+}
+
+/// The first dead letter of `channel`, waiting up to 30 seconds for one.
+pub async fn first_dead_letter(
+    kafka: &TestKafka,
+    names: &TopicNames,
+    channel: &str,
+) -> crate::redrive::DeadLetter {
+    let channel = herald_core::topics::ChannelName::parse(channel).expect("a channel name");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(letter) = crate::redrive::list(kafka.config(), names, &channel)
+            .expect("reading the dead letters")
+            .into_iter()
+            .next()
+        {
+            return letter;
+        }
+        assert!(Instant::now() < deadline, "nothing dead-lettered in 30 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

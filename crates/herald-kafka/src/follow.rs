@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::reader::{EndIsNotAnError, ReadRecord};
@@ -34,20 +33,7 @@ impl TopicFollower {
             .set("enable.partition.eof", "true")
             .set("isolation.level", "read_committed")
             .create_with_context(EndIsNotAnError)?;
-        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        if partitions.is_empty() {
-            return Err(KafkaError::Topic {
-                operation: "follow",
-                topic: topic.to_owned(),
-                code: RDKafkaErrorCode::UnknownTopicOrPartition,
-            });
-        }
+        let partitions = crate::reader::topic_partitions(&consumer, topic, "follow")?;
         let mut assignment = TopicPartitionList::new();
         for partition in &partitions {
             assignment.add_partition_offset(topic, *partition, Offset::Beginning)?;

@@ -139,20 +139,7 @@ pub fn read_from_beginning(
         .set("enable.partition.eof", "true")
         .set("isolation.level", options.isolation.as_config())
         .create_with_context(EndIsNotAnError)?;
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
-        return Err(KafkaError::Topic {
-            operation: "read",
-            topic: topic.to_owned(),
-            code: RDKafkaErrorCode::UnknownTopicOrPartition,
-        });
-    }
+    let partitions = topic_partitions(&consumer, topic, "read")?;
     let mut assignment = TopicPartitionList::new();
     for partition in &partitions {
         assignment.add_partition_offset(topic, *partition, Offset::Beginning)?;
@@ -179,4 +166,27 @@ pub fn read_from_beginning(
         }
     }
     Ok(records)
+}
+
+/// The partitions of `topic`, or an error naming the operation when it does not exist.
+pub(crate) fn topic_partitions<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    operation: &'static str,
+) -> Result<Vec<i32>, KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(KafkaError::Topic {
+            operation,
+            topic: topic.to_owned(),
+            code: RDKafkaErrorCode::UnknownTopicOrPartition,
+        });
+    }
+    Ok(partitions)
 }

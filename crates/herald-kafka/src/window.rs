@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::reader::{EndIsNotAnError, Isolation, ReadRecord};
@@ -73,20 +72,7 @@ impl WindowReader {
             .set("enable.partition.eof", "true")
             .set("isolation.level", isolation.as_config())
             .create_with_context(EndIsNotAnError)?;
-        let metadata = consumer.fetch_metadata(Some(topic), REQUEST_TIMEOUT)?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        if partitions.is_empty() {
-            return Err(KafkaError::Topic {
-                operation: "replay",
-                topic: topic.to_owned(),
-                code: RDKafkaErrorCode::UnknownTopicOrPartition,
-            });
-        }
+        let partitions = crate::reader::topic_partitions(&consumer, topic, "replay")?;
         let starts = offsets_for_time(&consumer, topic, &partitions, from_ms)?;
         let ends = offsets_for_time(&consumer, topic, &partitions, to_ms)?;
         let mut ranges = BTreeMap::new();

@@ -69,3 +69,53 @@ pub trait Channel: Send + Sync {
         context: AttemptContext<'a>,
     ) -> AttemptFuture<'a>;
 }
+
+/// A notification as text, for channels that send text (bots, SMS): its payload when a
+/// subscription template made it text, else the event type and id above the payload.
+pub fn notification_text(n: &Notification) -> String {
+    if n.content_type.starts_with("text/") {
+        n.payload.clone()
+    } else {
+        format!("{} ({})\n{}", n.event_type, n.event_id, n.payload)
+    }
+}
+
+/// The fields a provider's message template is filled with (Aliyun SMS, WeChat): the object a
+/// subscription template rendered, or the event's `data` (the default payload is the event
+/// envelope); scalar values as text, nested values left out. `who` names the provider in errors.
+pub fn template_fields(n: &Notification, who: &str) -> Result<Vec<(String, String)>, String> {
+    use serde_json::Value as Json;
+    let payload: Json = serde_json::from_str(&n.payload)
+        .map_err(|_| format!("{who} fills templates from JSON: the payload is not JSON"))?;
+    let object = match payload.get("data") {
+        Some(data @ Json::Object(_)) if payload.get("type").is_some() => data,
+        _ => &payload,
+    };
+    let Json::Object(fields) = object else {
+        return Err(format!(
+            "{who} fills templates from an object: the payload is not one"
+        ));
+    };
+    Ok(fields
+        .iter()
+        .filter(|(_, v)| !v.is_object() && !v.is_array())
+        .map(|(k, v)| {
+            let text = match v {
+                Json::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.clone(), text)
+        })
+        .collect())
+}
+
+/// An outcome's kind, for the channels' classification tables in tests.
+#[cfg(test)]
+pub(crate) fn outcome_kind(outcome: &AttemptOutcome) -> &'static str {
+    match outcome {
+        AttemptOutcome::Delivered => "delivered",
+        AttemptOutcome::Retryable { .. } => "retry",
+        AttemptOutcome::Permanent { .. } => "dead-letter",
+        AttemptOutcome::Gone { .. } => "gone",
+    }
+}

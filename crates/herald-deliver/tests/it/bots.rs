@@ -3,57 +3,24 @@
 //! the request shape and signature as the platform documents them
 //! (`tests/interop/bot_receiver.py`, standard library only).
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use herald_core::Subscription;
-use herald_core::topics::{ChannelName, TopicNames};
-use herald_deliver::redrive;
+use herald_core::topics::TopicNames;
 use herald_deliver::testkit::{
-    RunningDeliverer, notification, produce_notifications, put_subscriptions, test_config,
-    webhook_subscription,
+    PythonPeer, RunningDeliverer, first_dead_letter, notification, produce_notifications,
+    put_subscriptions, test_config, webhook_subscription,
 };
 use herald_kafka::testkit::TestKafka;
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::ChildStdout;
 
 const SECRET: &str = "SECa1b2c3-bot-secret";
 
 struct BotReceiver {
-    _process: tokio::process::Child,
-    lines: Lines<BufReader<ChildStdout>>,
-    port: String,
+    peer: PythonPeer,
 }
 
 impl BotReceiver {
     async fn start() -> Self {
-        let python = std::env::var("HERALD_TEST_PYTHON")
-            .expect("HERALD_TEST_PYTHON is not set: run the tests through scripts/test");
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/interop/bot_receiver.py"
-        );
-        let mut process = tokio::process::Command::new(python)
-            .arg(script)
-            .arg(SECRET)
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("starting the bot receiver");
-        let mut lines = BufReader::new(process.stdout.take().unwrap()).lines();
-        let first = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("the receiver's port");
-        let port = first
-            .strip_prefix("listening ")
-            .expect("listening <port>")
-            .to_owned();
         Self {
-            _process: process,
-            lines,
-            port,
+            peer: PythonPeer::start("bot_receiver.py", &[SECRET]).await,
         }
     }
 
@@ -66,22 +33,12 @@ impl BotReceiver {
         };
         format!(
             "http://127.0.0.1:{}/{provider}/{behaviour}{query}",
-            self.port
+            self.peer.port
         )
     }
 
     async fn requests(&mut self, count: usize) -> Vec<serde_json::Value> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        let mut seen = Vec::new();
-        while seen.len() < count {
-            let line = tokio::time::timeout_at(deadline, self.lines.next_line())
-                .await
-                .expect("the receiver got every message in time")
-                .unwrap()
-                .expect("the receiver kept running");
-            seen.push(serde_json::from_str(&line).unwrap());
-        }
-        seen
+        self.peer.lines(count).await
     }
 }
 
@@ -163,19 +120,7 @@ async fn a_bot_that_no_longer_exists_is_dead_lettered_as_gone() {
     let seen = receiver.requests(1).await;
     assert_eq!(seen[0]["verified"], true, "{}", seen[0]);
 
-    let channel = ChannelName::parse(provider).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let letter = loop {
-        let letters = redrive::list(kafka.config(), &names, &channel).unwrap();
-        if let Some(letter) = letters.into_iter().next() {
-            break letter;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nothing dead-lettered"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let letter = first_dead_letter(&kafka, &names, provider).await;
     assert_eq!(letter.kind, "gone");
     assert!(letter.error.contains("93000"), "{}", letter.error);
     assert_eq!(

@@ -2,19 +2,16 @@
 //! email`'s service, and a real SMTP server (aiosmtpd, `tests/interop/smtp_sink.py`) that
 //! receives each message and parses its MIME structure with Python's `email` package.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use herald_core::Subscription;
 use herald_core::attempt::{AttemptStatus, DeliveryAttempt};
-use herald_core::topics::{ChannelName, TopicNames};
-use herald_deliver::redrive;
+use herald_core::topics::TopicNames;
 use herald_deliver::testkit::{
-    RunningDeliverer, notification, produce_notifications, put_subscriptions, test_config,
-    webhook_subscription,
+    PythonPeer, RunningDeliverer, first_dead_letter, notification, produce_notifications,
+    put_subscriptions, test_config, webhook_subscription,
 };
 use herald_kafka::testkit::{Isolation, TestKafka};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn mail_subscription(id: &str, to: &str) -> Subscription {
     let mut sub = webhook_subscription(id, "app-mail", to);
@@ -36,21 +33,8 @@ fn mail_subscription(id: &str, to: &str) -> Subscription {
 async fn messages_reach_a_real_smtp_server_and_4xx_retries_while_5xx_dead_letters() {
     let kafka = TestKafka::new("email");
     let names = TopicNames::with_prefix(kafka.prefix()).unwrap();
-    let python = std::env::var("HERALD_TEST_PYTHON")
-        .expect("HERALD_TEST_PYTHON is not set: run the tests through scripts/test");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/interop/smtp_sink.py"
-    );
-    let mut sink = tokio::process::Command::new(python)
-        .arg(script)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting the SMTP server");
-    let mut lines = BufReader::new(sink.stdout.take().unwrap()).lines();
-    let first = lines.next_line().await.unwrap().expect("the server's port");
-    let port: u16 = first.strip_prefix("listening ").unwrap().parse().unwrap();
+    let mut sink = PythonPeer::start("smtp_sink.py", &[]).await;
+    let port = sink.port;
 
     let mut config = test_config(&kafka, &[300, 300]);
     config.channel = "email".to_owned();
@@ -76,16 +60,7 @@ async fn messages_reach_a_real_smtp_server_and_4xx_retries_while_5xx_dead_letter
     produce_notifications(&kafka, &names, &ns);
 
     // The two for ops@ and, after one 451, the one for tempfail@.
-    let mut got = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while got.len() < 3 {
-        let line = tokio::time::timeout_at(deadline, lines.next_line())
-            .await
-            .expect("the server got the messages in time")
-            .unwrap()
-            .unwrap();
-        got.push(serde_json::from_str::<serde_json::Value>(&line).unwrap());
-    }
+    let got = sink.lines(3).await;
     for message in &got {
         let id = message["notification_id"].as_str().unwrap();
         let n = ns
@@ -110,22 +85,7 @@ async fn messages_reach_a_real_smtp_server_and_4xx_retries_while_5xx_dead_letter
     }
 
     // 550 for reject@: dead-lettered at once as permanent, with the relay's answer.
-    let channel = ChannelName::parse("email").unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let letter = loop {
-        if let Some(letter) = redrive::list(kafka.config(), &names, &channel)
-            .unwrap()
-            .into_iter()
-            .next()
-        {
-            break letter;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nothing dead-lettered"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let letter = first_dead_letter(&kafka, &names, "email").await;
     assert_eq!(letter.kind, "permanent");
     assert!(letter.error.contains("550"), "{}", letter.error);
     assert_eq!(

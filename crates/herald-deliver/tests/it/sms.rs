@@ -2,19 +2,14 @@
 //! `sms` with the Aliyun and the Twilio adapter, and a Python stand-in for each provider's API
 //! that verifies requests as the provider documents them (`tests/interop/sms_provider.py`).
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use herald_core::Subscription;
-use herald_core::topics::{ChannelName, TopicNames};
+use herald_core::topics::TopicNames;
 use herald_deliver::channels::sms::{SmsConfig, SmsProvider};
-use herald_deliver::redrive;
 use herald_deliver::testkit::{
-    RunningDeliverer, notification, produce_notifications, put_subscriptions, test_config,
-    webhook_subscription,
+    PythonPeer, RunningDeliverer, first_dead_letter, notification, produce_notifications,
+    put_subscriptions, test_config, webhook_subscription,
 };
 use herald_kafka::testkit::TestKafka;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const ALIYUN_SECRET: &str = "aliyun-secret";
 const TWILIO_SID: &str = "AC0123456789";
@@ -38,25 +33,12 @@ async fn delivers_and_dead_letters_invalid_numbers(
 ) {
     let kafka = TestKafka::new(&format!("sms-{provider:?}").to_lowercase());
     let names = TopicNames::with_prefix(kafka.prefix()).unwrap();
-    let python = std::env::var("HERALD_TEST_PYTHON")
-        .expect("HERALD_TEST_PYTHON is not set: run the tests through scripts/test");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/interop/sms_provider.py"
-    );
-    let mut stand_in = tokio::process::Command::new(python)
-        .args([script, ALIYUN_SECRET, TWILIO_SID, TWILIO_TOKEN])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting the SMS provider stand-in");
-    let mut lines = BufReader::new(stand_in.stdout.take().unwrap()).lines();
-    let first = lines
-        .next_line()
-        .await
-        .unwrap()
-        .expect("the stand-in's port");
-    let port = first.strip_prefix("listening ").unwrap().to_owned();
+    let mut stand_in = PythonPeer::start(
+        "sms_provider.py",
+        &[ALIYUN_SECRET, TWILIO_SID, TWILIO_TOKEN],
+    )
+    .await;
+    let port = stand_in.port;
 
     let mut config = test_config(&kafka, &[200]);
     config.channel = "sms".to_owned();
@@ -81,16 +63,7 @@ async fn delivers_and_dead_letters_invalid_numbers(
     ];
     produce_notifications(&kafka, &names, &ns);
 
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while seen.len() < 2 {
-        let line = tokio::time::timeout_at(deadline, lines.next_line())
-            .await
-            .expect("the stand-in got both requests in time")
-            .unwrap()
-            .unwrap();
-        seen.push(serde_json::from_str::<serde_json::Value>(&line).unwrap());
-    }
+    let seen = stand_in.lines(2).await;
     for request in &seen {
         assert_eq!(request["verified"], true, "{request}");
     }
@@ -113,22 +86,7 @@ async fn delivers_and_dead_letters_invalid_numbers(
         }
     }
 
-    let channel = ChannelName::parse("sms").unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let letter = loop {
-        if let Some(letter) = redrive::list(kafka.config(), &names, &channel)
-            .unwrap()
-            .into_iter()
-            .next()
-        {
-            break letter;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nothing dead-lettered"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let letter = first_dead_letter(&kafka, &names, "sms").await;
     assert_eq!(letter.kind, "permanent");
     assert!(letter.error.contains(bad_code), "{}", letter.error);
     assert_eq!(

@@ -3,19 +3,16 @@
 //! tokens, invalidates the first one after one message (as a newer token elsewhere would), and
 //! checks each template message's shape.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use herald_core::Subscription;
-use herald_core::topics::{ChannelName, TopicNames};
+use herald_core::topics::TopicNames;
 use herald_deliver::channels::wechat::WechatConfig;
-use herald_deliver::redrive;
 use herald_deliver::testkit::{
-    RunningDeliverer, notification, produce_notifications, put_subscriptions, test_config,
-    webhook_subscription,
+    PythonPeer, RunningDeliverer, first_dead_letter, notification, produce_notifications,
+    put_subscriptions, test_config, webhook_subscription,
 };
 use herald_kafka::testkit::TestKafka;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn wechat_subscription(id: &str, openid: &str) -> Subscription {
     let mut sub = webhook_subscription(id, "app-wx", openid);
@@ -28,25 +25,8 @@ fn wechat_subscription(id: &str, openid: &str) -> Subscription {
 async fn template_messages_survive_a_revoked_token_and_an_unfollowed_user_is_dead_lettered() {
     let kafka = TestKafka::new("wechat");
     let names = TopicNames::with_prefix(kafka.prefix()).unwrap();
-    let python = std::env::var("HERALD_TEST_PYTHON")
-        .expect("HERALD_TEST_PYTHON is not set: run the tests through scripts/test");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/interop/wechat_api.py"
-    );
-    let mut api = tokio::process::Command::new(python)
-        .args([script, "wx-app-id", "wx-app-secret"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting the WeChat API stand-in");
-    let mut lines = BufReader::new(api.stdout.take().unwrap()).lines();
-    let first = lines
-        .next_line()
-        .await
-        .unwrap()
-        .expect("the stand-in's port");
-    let port = first.strip_prefix("listening ").unwrap().to_owned();
+    let mut api = PythonPeer::start("wechat_api.py", &["wx-app-id", "wx-app-secret"]).await;
+    let port = api.port;
 
     let mut config = test_config(&kafka, &[200]);
     config.channel = "wechat".to_owned();
@@ -73,12 +53,7 @@ async fn template_messages_survive_a_revoked_token_and_an_unfollowed_user_is_dea
             .count()
     };
     while accepted(&log) < ns.len() {
-        let line = tokio::time::timeout_at(deadline, lines.next_line())
-            .await
-            .expect("the stand-in got every message in time")
-            .unwrap()
-            .unwrap();
-        log.push(serde_json::from_str::<serde_json::Value>(&line).unwrap());
+        log.push(api.next_before(deadline).await);
     }
     let tokens = log.iter().filter(|l| l["kind"] == "token").count();
     let refused = log
@@ -103,22 +78,7 @@ async fn template_messages_survive_a_revoked_token_and_an_unfollowed_user_is_dea
 
     let unfollowed = notification(&gone, "wx", 9);
     produce_notifications(&kafka, &names, std::slice::from_ref(&unfollowed));
-    let channel = ChannelName::parse("wechat").unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let letter = loop {
-        if let Some(letter) = redrive::list(kafka.config(), &names, &channel)
-            .unwrap()
-            .into_iter()
-            .next()
-        {
-            break letter;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nothing dead-lettered"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let letter = first_dead_letter(&kafka, &names, "wechat").await;
     assert_eq!(letter.kind, "permanent");
     assert!(letter.error.contains("43004"), "{}", letter.error);
     service.stop().unwrap();

@@ -211,11 +211,7 @@ fn classify_slack(http: AttemptOutcome, body: Option<&str>) -> AttemptOutcome {
 /// The message text of a notification: its payload when it is already text (a template
 /// rendered it), else the event type and id above the payload; cut to [`MAX_TEXT_BYTES`].
 pub fn message_text(n: &Notification) -> String {
-    let text = if n.content_type.starts_with("text/") {
-        n.payload.clone()
-    } else {
-        format!("{} ({})\n{}", n.event_type, n.event_id, n.payload)
-    };
+    let text = crate::channels::notification_text(n);
     if text.len() <= MAX_TEXT_BYTES {
         return text;
     }

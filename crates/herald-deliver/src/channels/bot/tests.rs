@@ -7,14 +7,7 @@ use serde_json::{Value, json};
 
 use super::provider::{MAX_TEXT_BYTES, Provider, dingtalk_sign, feishu_sign, message_text};
 
-fn kind(outcome: &AttemptOutcome) -> &'static str {
-    match outcome {
-        AttemptOutcome::Delivered => "delivered",
-        AttemptOutcome::Retryable { .. } => "retry",
-        AttemptOutcome::Permanent { .. } => "dead-letter",
-        AttemptOutcome::Gone { .. } => "gone",
-    }
-}
+use crate::channels::outcome_kind as kind;
 
 #[test]
 fn reply_codes_are_classified_per_platform() {

@@ -25,14 +25,7 @@ retry_values = ["429"]
 retry_after_ms = 5000
 "#;
 
-fn kind(outcome: &AttemptOutcome) -> &'static str {
-    match outcome {
-        AttemptOutcome::Delivered => "delivered",
-        AttemptOutcome::Retryable { .. } => "retry",
-        AttemptOutcome::Permanent { .. } => "dead-letter",
-        AttemptOutcome::Gone { .. } => "gone",
-    }
-}
+use crate::channels::outcome_kind as kind;
 
 #[test]
 fn a_template_renders_the_request_and_signs_it_as_configured() {

@@ -45,30 +45,14 @@ pub fn sign(params: &BTreeMap<String, String>, access_key_secret: &str) -> Strin
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-/// The template parameters: the object a subscription template rendered, or the event's
-/// `data` (the default payload is the event envelope); values as strings, as Aliyun wants.
+/// The template parameters as Aliyun wants them: a JSON object of strings.
 fn template_params(n: &Notification) -> Result<String, String> {
-    let payload: Json = serde_json::from_str(&n.payload)
-        .map_err(|_| "Aliyun SMS needs template parameters: the payload is not JSON".to_owned())?;
-    let object = match payload.get("data") {
-        Some(data @ Json::Object(_)) if payload.get("type").is_some() => data,
-        _ => &payload,
-    };
-    let Json::Object(fields) = object else {
-        return Err("Aliyun SMS needs template parameters: the payload is not an object".into());
-    };
-    let strings: serde_json::Map<String, Json> = fields
-        .iter()
-        .filter(|(_, v)| !v.is_object() && !v.is_array())
-        .map(|(k, v)| {
-            let text = match v {
-                Json::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            (k.clone(), Json::String(text))
-        })
+    let fields = crate::channels::template_fields(n, "Aliyun SMS")?;
+    let object: serde_json::Map<String, Json> = fields
+        .into_iter()
+        .map(|(k, v)| (k, Json::String(v)))
         .collect();
-    Ok(Json::Object(strings).to_string())
+    Ok(Json::Object(object).to_string())
 }
 
 /// The `SendSms` request for `n`.

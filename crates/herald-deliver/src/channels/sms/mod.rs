@@ -109,16 +109,6 @@ impl SmsChannel {
     }
 }
 
-/// The message text of a notification: its payload when a template made it text, else the
-/// event type and id above the payload.
-pub fn message_text(n: &Notification) -> String {
-    if n.content_type.starts_with("text/") {
-        n.payload.clone()
-    } else {
-        format!("{} ({})\n{}", n.event_type, n.event_id, n.payload)
-    }
-}
-
 impl Channel for SmsChannel {
     fn name(&self) -> &str {
         "sms"

@@ -6,14 +6,7 @@ use herald_core::retry::AttemptOutcome;
 
 use super::{SmsConfig, SmsProvider, aliyun, twilio};
 
-fn kind(outcome: &AttemptOutcome) -> &'static str {
-    match outcome {
-        AttemptOutcome::Delivered => "delivered",
-        AttemptOutcome::Retryable { .. } => "retry",
-        AttemptOutcome::Permanent { .. } => "dead-letter",
-        AttemptOutcome::Gone { .. } => "gone",
-    }
-}
+use crate::channels::outcome_kind as kind;
 
 #[test]
 fn the_aliyun_signature_matches_one_computed_as_documented() {

@@ -11,7 +11,7 @@ use herald_core::retry::AttemptOutcome;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde_json::Value as Json;
 
-use super::{ProviderRequest, SmsConfig, message_text};
+use super::{ProviderRequest, SmsConfig};
 
 /// The public endpoint.
 pub const ENDPOINT: &str = "https://api.twilio.com";
@@ -29,7 +29,7 @@ pub fn request(config: &SmsConfig, n: &Notification) -> Result<ProviderRequest, 
     let body = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("To", &n.destination)
         .append_pair(from_field, from)
-        .append_pair("Body", &message_text(n))
+        .append_pair("Body", &crate::channels::notification_text(n))
         .finish();
     let mut headers = HeaderMap::new();
     headers.insert(

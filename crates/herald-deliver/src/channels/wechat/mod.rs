@@ -243,25 +243,9 @@ pub fn message(
 ) -> Result<Vec<u8>, String> {
     let template_id = template_id
         .ok_or("WeChat sends template messages: the subscription has no --template-id")?;
-    let payload: Json = serde_json::from_str(&n.payload)
-        .map_err(|_| "WeChat template fields come from JSON: the payload is not JSON".to_owned())?;
-    let fields = match payload.get("data") {
-        Some(data @ Json::Object(_)) if payload.get("type").is_some() => data,
-        _ => &payload,
-    };
-    let Json::Object(fields) = fields else {
-        return Err("WeChat template fields come from an object: the payload is not one".into());
-    };
-    let data: serde_json::Map<String, Json> = fields
-        .iter()
-        .filter(|(_, v)| !v.is_object() && !v.is_array())
-        .map(|(k, v)| {
-            let text = match v {
-                Json::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            (k.clone(), json!({ "value": text }))
-        })
+    let data: serde_json::Map<String, Json> = super::template_fields(n, "WeChat")?
+        .into_iter()
+        .map(|(k, v)| (k, json!({ "value": v })))
         .collect();
     let mut body = json!({
         "touser": n.destination,

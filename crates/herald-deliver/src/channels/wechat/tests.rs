@@ -5,14 +5,7 @@ use serde_json::{Value, json};
 
 use super::{classify, message};
 
-fn kind(outcome: &AttemptOutcome) -> &'static str {
-    match outcome {
-        AttemptOutcome::Delivered => "delivered",
-        AttemptOutcome::Retryable { .. } => "retry",
-        AttemptOutcome::Permanent { .. } => "dead-letter",
-        AttemptOutcome::Gone { .. } => "gone",
-    }
-}
+use crate::channels::outcome_kind as kind;
 
 #[test]
 fn reply_codes_are_classified() {
