@@ -133,6 +133,10 @@ async fn deliver_killed_with_sigkill_mid_run_delivers_everything_with_stable_ids
             .contains("herald_deliver_attempts_total{channel=\"webhook\",outcome=\"succeeded\"}"),
         "{metrics}"
     );
+    for probe in ["/healthz", "/readyz"] {
+        let answer = http_get(&format!("127.0.0.1:{METRICS_PORT}"), probe).await;
+        assert!(answer.starts_with("HTTP/1.0 200"), "{probe}: {answer}");
+    }
     let status = Command::new("kill")
         .args(["-TERM", &service.id().to_string()])
         .status()
