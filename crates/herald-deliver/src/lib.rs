@@ -254,7 +254,7 @@ fn source_topics(names: &TopicNames, channel: &ChannelName, config: &DeliverConf
 }
 
 /// Every topic the service reads or writes, with the design's retention.
-fn topics(names: &TopicNames, channel: &ChannelName, config: &DeliverConfig) -> Vec<TopicSpec> {
+pub fn topics(names: &TopicNames, channel: &ChannelName, config: &DeliverConfig) -> Vec<TopicSpec> {
     let retention = |days: u64| (days * DAY_MS).to_string();
     let mut specs = vec![
         TopicSpec::new(names.subscriptions(), 1).config("cleanup.policy", "compact"),

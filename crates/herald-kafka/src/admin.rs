@@ -6,7 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, ConfigSource, NewPartitions, NewTopic,
+    ResourceSpecifier, TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
@@ -55,6 +58,79 @@ pub enum TopicOutcome {
     Created(String),
     /// The topic existed already; its settings were left alone.
     AlreadyExisted(String),
+}
+
+/// One step of a plan that brings the cluster's topics to their specs
+/// ([`Admin::plan_topics`], [`Admin::apply_plan`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicChange {
+    /// The topic is missing: create it.
+    Create(TopicSpec),
+    /// The topic has fewer partitions than wanted: add them.
+    AddPartitions {
+        /// The topic.
+        topic: String,
+        /// Partitions now.
+        from: i32,
+        /// Partitions wanted.
+        to: i32,
+    },
+    /// Topic configs differ from the spec: set them (other topic-level overrides are kept).
+    SetConfigs {
+        /// The topic.
+        topic: String,
+        /// `(key, current value, wanted value)`.
+        changes: Vec<(String, Option<String>, String)>,
+        /// The topic-level overrides that stay as they are.
+        kept: Vec<(String, String)>,
+    },
+    /// More partitions than wanted: Kafka cannot remove partitions, so it is left alone.
+    KeepPartitions {
+        /// The topic.
+        topic: String,
+        /// Partitions now.
+        has: i32,
+        /// Partitions wanted.
+        wanted: i32,
+    },
+    /// Nothing to do.
+    UpToDate(String),
+}
+
+impl std::fmt::Display for TopicChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Create(spec) => {
+                write!(
+                    f,
+                    "create\t{}\tpartitions={} replication={}",
+                    spec.name, spec.partitions, spec.replication
+                )?;
+                for (key, value) in &spec.configs {
+                    write!(f, " {key}={value}")?;
+                }
+                Ok(())
+            }
+            Self::AddPartitions { topic, from, to } => {
+                write!(f, "partitions\t{topic}\t{from} -> {to}")
+            }
+            Self::SetConfigs { topic, changes, .. } => {
+                write!(f, "configs\t{topic}\t")?;
+                let parts: Vec<String> = changes
+                    .iter()
+                    .map(|(k, from, to)| {
+                        format!("{k}: {} -> {to}", from.as_deref().unwrap_or("(default)"))
+                    })
+                    .collect();
+                write!(f, "{}", parts.join(", "))
+            }
+            Self::KeepPartitions { topic, has, wanted } => write!(
+                f,
+                "keep\t{topic}\thas {has} partitions, {wanted} wanted: Kafka cannot remove partitions"
+            ),
+            Self::UpToDate(topic) => write!(f, "ok\t{topic}"),
+        }
+    }
 }
 
 /// What the cluster says about itself.
@@ -136,6 +212,136 @@ impl Admin {
             self.wait_for_leaders(&spec.name, ADMIN_TIMEOUT)?;
         }
         Ok(outcomes)
+    }
+
+    /// What it takes to bring the cluster's topics to `specs`: missing topics, missing
+    /// partitions, topic configs that differ. Reads only.
+    pub async fn plan_topics(&self, specs: &[TopicSpec]) -> Result<Vec<TopicChange>, KafkaError> {
+        let metadata = self.client.inner().fetch_metadata(None, ADMIN_TIMEOUT)?;
+        let partitions: std::collections::HashMap<&str, i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none())
+            .map(|t| (t.name(), t.partitions().len() as i32))
+            .collect();
+        let options = AdminOptions::new().request_timeout(Some(ADMIN_TIMEOUT));
+        let mut plan = Vec::new();
+        for spec in specs {
+            let Some(&has) = partitions.get(spec.name.as_str()) else {
+                plan.push(TopicChange::Create(spec.clone()));
+                continue;
+            };
+            let mut changed = false;
+            if has < spec.partitions {
+                plan.push(TopicChange::AddPartitions {
+                    topic: spec.name.clone(),
+                    from: has,
+                    to: spec.partitions,
+                });
+                changed = true;
+            } else if has > spec.partitions {
+                plan.push(TopicChange::KeepPartitions {
+                    topic: spec.name.clone(),
+                    has,
+                    wanted: spec.partitions,
+                });
+                changed = true;
+            }
+            let described = self
+                .client
+                .describe_configs(&[ResourceSpecifier::Topic(&spec.name)], &options)
+                .await?;
+            let resource = described
+                .into_iter()
+                .next()
+                .ok_or_else(|| KafkaError::Invalid(format!("no configs of {}", spec.name)))?
+                .map_err(|code| KafkaError::Topic {
+                    operation: "describe configs",
+                    topic: spec.name.clone(),
+                    code,
+                })?;
+            // Topic-level overrides: an alteration replaces all of them, so they are kept.
+            let overrides: Vec<(String, String)> = resource
+                .entries
+                .iter()
+                .filter(|e| e.source == ConfigSource::DynamicTopic && !e.is_read_only)
+                .filter_map(|e| e.value.clone().map(|v| (e.name.clone(), v)))
+                .collect();
+            let current = |key: &str| {
+                resource
+                    .entries
+                    .iter()
+                    .find(|e| e.name == key)
+                    .and_then(|e| e.value.clone())
+            };
+            let changes: Vec<(String, Option<String>, String)> = spec
+                .configs
+                .iter()
+                .filter(|(key, value)| current(key).as_deref() != Some(value.as_str()))
+                .map(|(key, value)| (key.clone(), current(key), value.clone()))
+                .collect();
+            if !changes.is_empty() {
+                let kept = overrides
+                    .into_iter()
+                    .filter(|(key, _)| !changes.iter().any(|(k, _, _)| k == key))
+                    .collect();
+                plan.push(TopicChange::SetConfigs {
+                    topic: spec.name.clone(),
+                    changes,
+                    kept,
+                });
+                changed = true;
+            }
+            if !changed {
+                plan.push(TopicChange::UpToDate(spec.name.clone()));
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Carries out a plan from [`Admin::plan_topics`].
+    pub async fn apply_plan(&self, plan: &[TopicChange]) -> Result<(), KafkaError> {
+        let options = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+        for change in plan {
+            match change {
+                TopicChange::Create(spec) => {
+                    self.ensure_topics(std::slice::from_ref(spec)).await?;
+                }
+                TopicChange::AddPartitions { topic, to, .. } => {
+                    let request = NewPartitions::new(topic, *to as usize);
+                    for result in self.client.create_partitions(&[request], &options).await? {
+                        result.map_err(|(topic, code)| KafkaError::Topic {
+                            operation: "add partitions",
+                            topic,
+                            code,
+                        })?;
+                    }
+                    self.wait_for_leaders(topic, ADMIN_TIMEOUT)?;
+                }
+                TopicChange::SetConfigs {
+                    topic,
+                    changes,
+                    kept,
+                } => {
+                    let mut alter = AlterConfig::new(ResourceSpecifier::Topic(topic));
+                    for (key, value) in kept {
+                        alter = alter.set(key, value);
+                    }
+                    for (key, _, value) in changes {
+                        alter = alter.set(key, value);
+                    }
+                    for result in self.client.alter_configs(&[alter], &options).await? {
+                        result.map_err(|(_, code)| KafkaError::Topic {
+                            operation: "alter configs",
+                            topic: topic.clone(),
+                            code,
+                        })?;
+                    }
+                }
+                TopicChange::KeepPartitions { .. } | TopicChange::UpToDate(_) => {}
+            }
+        }
+        Ok(())
     }
 
     /// Deletes topics; a topic that does not exist is not an error.

@@ -33,7 +33,7 @@ pub mod transaction;
 pub mod window;
 pub mod worker;
 
-pub use admin::{Admin, ClusterInfo, TopicOutcome, TopicSpec};
+pub use admin::{Admin, ClusterInfo, TopicChange, TopicOutcome, TopicSpec};
 pub use config::KafkaConfig;
 pub use error::KafkaError;
 pub use follow::TopicFollower;

@@ -157,8 +157,9 @@ impl Router {
     }
 }
 
-/// The topics the router writes to and reads subscriptions from.
-fn herald_topics(names: &TopicNames, config: &RouterConfig) -> Vec<TopicSpec> {
+/// The topics the router writes to and reads subscriptions from (`herald topics apply` plans
+/// with them too).
+pub fn herald_topics(names: &TopicNames, config: &RouterConfig) -> Vec<TopicSpec> {
     let mut specs = vec![
         TopicSpec::new(names.subscriptions(), 1).config("cleanup.policy", "compact"),
         TopicSpec::new(names.router_dlq(), config.notify_partitions)

@@ -6,7 +6,7 @@
 //! - `schemas.rs`: `herald schemas register`.
 //! - `produce.rs`: `herald produce`.
 //! - `read.rs`: `herald read`.
-//! - `topics.rs`: `herald topics create`.
+//! - `topics.rs`: `herald topics create | apply`.
 //! - `router.rs`: `herald router`.
 //! - `replay.rs`: `herald replay` (a window routed again or exported to a file).
 //! - `subscriptions.rs`: `herald subscriptions create | list | delete`.

@@ -216,3 +216,93 @@ async fn replay_exports_a_window_and_refuses_a_bad_time_with_a_clear_message() {
     assert!(!output.status.success());
     assert!(stderr.contains("is not an RFC 3339 time"), "{stderr}");
 }
+
+#[tokio::test]
+async fn topics_apply_plans_creates_grows_restores_settings_and_is_idempotent() {
+    use herald_kafka::testkit::TestKafka;
+    use herald_kafka::{Admin, TopicChange};
+
+    let kafka = TestKafka::new("cli-apply");
+    let prefix = kafka.prefix().to_owned();
+    let apply = |extra: &[&str]| {
+        let output = herald()
+            .args(["topics", "apply", "--brokers", &kafka.config().brokers])
+            .args(["--prefix", &prefix, "--retry-tiers-ms", "1000"])
+            .args(extra)
+            .output()
+            .expect("herald runs");
+        assert!(
+            output.status.success(),
+            "herald topics apply failed: {output:?}"
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let lines = |plan: &str| plan.lines().map(str::to_owned).collect::<Vec<_>>();
+
+    // A dry run plans every topic and creates none.
+    let plan = apply(&["--partitions", "2", "--dry-run"]);
+    assert!(lines(&plan).len() > 20, "{plan}");
+    assert!(
+        lines(&plan).iter().all(|l| l.starts_with("create\t")),
+        "{plan}"
+    );
+    let attempts = format!("{prefix}.attempts");
+    let exists = |topic: &str| {
+        Admin::new(kafka.config())
+            .unwrap()
+            .wait_for_leaders(topic, std::time::Duration::from_millis(500))
+            .is_ok()
+    };
+    assert!(!exists(&attempts), "a dry run created {attempts}");
+
+    // Applied: created; applied again: nothing to do.
+    apply(&["--partitions", "2"]);
+    assert!(exists(&attempts));
+    let again = apply(&["--partitions", "2"]);
+    assert!(
+        lines(&again).iter().all(|l| l.starts_with("ok\t")),
+        "{again}"
+    );
+
+    // More partitions: the partitioned topics grow, the compacted registries keep one.
+    let grown = apply(&["--partitions", "3"]);
+    assert!(
+        grown.contains(&format!("partitions\t{prefix}.notify.webhook\t2 -> 3")),
+        "{grown}"
+    );
+    assert!(
+        grown.contains(&format!("ok\t{prefix}.subscriptions")),
+        "{grown}"
+    );
+
+    // A setting changed by hand is put back, keeping the topic's other overrides.
+    Admin::new(kafka.config())
+        .unwrap()
+        .apply_plan(&[TopicChange::SetConfigs {
+            topic: attempts.clone(),
+            changes: vec![("retention.ms".into(), None, "60000".into())],
+            kept: vec![],
+        }])
+        .await
+        .unwrap();
+    let restored = apply(&["--partitions", "3"]);
+    assert!(
+        restored.contains(&format!(
+            "configs\t{attempts}\tretention.ms: 60000 -> 2592000000"
+        )),
+        "{restored}"
+    );
+    let settled = apply(&["--partitions", "3"]);
+    assert!(
+        lines(&settled).iter().all(|l| l.starts_with("ok\t")),
+        "{settled}"
+    );
+
+    // Leave no topics behind for the next run.
+    let names: Vec<String> = lines(&plan)
+        .iter()
+        .filter_map(|l| l.split('\t').nth(1).map(str::to_owned))
+        .collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    kafka.admin().delete_topics(&refs).await.unwrap();
+}
