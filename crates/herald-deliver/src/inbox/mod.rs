@@ -108,7 +108,7 @@ pub async fn serve(
     let store = Arc::new(InboxStore::default());
     let keys = Arc::new(ApiKeys::default());
     let kafka = config.kafka.clone();
-    let (follow_stop, loaders) = (stop.clone(), {
+    let loaders = {
         let store = store.clone();
         let keys = keys.clone();
         let acks = acks.clone();
@@ -147,7 +147,7 @@ pub async fn serve(
                 Ok(vec![acks_follower, inbox_follower, apps_follower])
             },
         )
-    });
+    };
     let followers = loaders.await.map_err(|e| e.to_string())??;
     let state = Arc::new(AppState {
         store,
@@ -168,8 +168,9 @@ pub async fn serve(
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     let _ = bound.send(address);
     tracing::info!(%address, "inbox listening");
+    let shutdown_stop = stop.clone();
     let shutdown = async move {
-        while !follow_stop.load(Ordering::SeqCst) {
+        while !shutdown_stop.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
