@@ -29,6 +29,7 @@ pub mod error;
 pub mod export;
 pub mod framing;
 pub mod json;
+pub mod json_schema;
 pub mod records;
 pub mod registry;
 pub mod schema;

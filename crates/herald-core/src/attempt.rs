@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 /// What came of an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AttemptStatus {
     /// The receiver accepted it.
     Succeeded,
@@ -19,6 +20,7 @@ pub enum AttemptStatus {
 
 /// One delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryAttempt {
     /// Unique id of the attempt: the notification id and the attempt number.
     pub attempt_id: String,

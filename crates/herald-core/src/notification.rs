@@ -23,6 +23,7 @@ pub fn notification_id(event_id: &str, subscription_id: &str) -> String {
 
 /// A notification, field for field the `dev.herald.Notification` Avro record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Notification {
     /// [`notification_id`] of (event, subscription).
     pub notification_id: String,

@@ -24,6 +24,7 @@ pub const KNOWN_CHANNELS: &[&str] = &[
 /// Where a channel delivers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Destination {
     /// Channel-specific address: URL, e-mail address, phone number, openid, bot URL or inbox.
     pub address: String,
@@ -38,6 +39,7 @@ pub struct Destination {
 /// How an event becomes the delivered payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransformSpec {
     /// A minijinja template rendering the payload from `event`; `None` sends the event as JSON.
     #[serde(default)]
@@ -50,6 +52,7 @@ pub struct TransformSpec {
 /// The delivery ordering a subscription asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Ordering {
     /// Deliver as fast as possible, in any order.
     #[default]
@@ -61,6 +64,7 @@ pub enum Ordering {
 /// A digest subscription's batching window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DigestWindow {
     /// Deliver once this many notifications are pending.
     pub max_events: i32,
@@ -72,6 +76,7 @@ pub struct DigestWindow {
 /// `dev.herald.Subscription` Avro record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Subscription {
     /// Unique id; the record's key.
     pub subscription_id: String,
@@ -210,6 +215,20 @@ pub enum SubscriptionError {
         /// What is wrong with it.
         message: String,
     },
+}
+
+impl SubscriptionError {
+    /// The path of the field at fault, for APIs that point at it (`destination.address`).
+    pub fn field(&self) -> &'static str {
+        match self {
+            Self::Empty { field } | Self::Invalid { field, .. } => field,
+            Self::Pattern(_) => "event_types",
+            Self::UnknownChannel(_) => "channel",
+            Self::Destination(_) => "destination.address",
+            Self::Filter(_) => "filter",
+            Self::Transform(_) => "transform",
+        }
+    }
 }
 
 /// A validated subscription, ready to match and render.

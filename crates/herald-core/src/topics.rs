@@ -132,6 +132,11 @@ impl TopicNames {
         format!("{}.attempts", self.prefix)
     }
 
+    /// The audit trail: one record per change made through the admin API.
+    pub fn audit(&self) -> String {
+        format!("{}.audit", self.prefix)
+    }
+
     /// The router's dead-letter topic for records it cannot process.
     pub fn router_dlq(&self) -> String {
         format!("{}.router.dlq", self.prefix)

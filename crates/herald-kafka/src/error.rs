@@ -30,3 +30,17 @@ pub enum KafkaError {
     #[error("{0}")]
     Invalid(String),
 }
+
+impl KafkaError {
+    /// Whether the broker answered that the topic does not exist: for readers to whom a
+    /// missing topic (a dead-letter topic nothing was ever written to) means "empty".
+    pub fn is_unknown_topic(&self) -> bool {
+        matches!(
+            self,
+            Self::Topic {
+                code: RDKafkaErrorCode::UnknownTopicOrPartition,
+                ..
+            }
+        )
+    }
+}

@@ -12,9 +12,11 @@
 //! - `subscriptions.rs`: `herald subscriptions create | list | delete`.
 //! - `deliver.rs`: `herald deliver` and `herald dlq list | redrive`.
 //! - `apps.rs`: `herald apps create`.
+//! - `admin.rs`: `herald admin` (the admin API and console).
 //! - `inbox.rs`: `herald inbox` (the pull inbox's HTTP API).
 //! - `metrics_server.rs`: `GET /metrics` for `--metrics-addr`.
 
+mod admin;
 mod apps;
 mod deliver;
 mod inbox;
@@ -107,6 +109,9 @@ enum Command {
         #[command(subcommand)]
         command: apps::AppsCommand,
     },
+    /// Serves the admin API and console: apps, subscriptions, the event catalogue, the
+    /// delivery log, dead letters, event ingest and replays.
+    Admin(Box<admin::AdminArgs>),
     /// Manages topics.
     Topics {
         #[command(subcommand)]
@@ -139,6 +144,7 @@ fn main() -> anyhow::Result<()> {
         Command::Dlq { command } => runtime.block_on(deliver::dlq(command)),
         Command::Inbox(args) => inbox::run(*args, &runtime),
         Command::Apps { command } => runtime.block_on(apps::run(command)),
+        Command::Admin(args) => admin::run(*args, &runtime),
     }
 }
 
