@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use herald_contract::RecordCodec;
 use herald_core::app::App;
@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use super::{AppState, PageParams, page_by_id};
 use crate::auth::Caller;
-use crate::error::{ApiError, Body, ErrorBody};
+use crate::error::{ApiError, Body, ErrorBody, Params};
 
 /// An API key as shown after creation: never the key itself.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -260,7 +260,7 @@ pub async fn create_app(
 pub async fn list_apps(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Query(page): Query<PageParams>,
+    Params(page): Params<PageParams>,
 ) -> Result<Json<AppPage>, ApiError> {
     let apps: Vec<App> = state
         .views

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use herald_core::Notification;
 use herald_core::topics::ChannelName;
 use herald_deliver::redrive::{self, DeadLetter, Selection};
@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::{AppState, parse_time};
 use crate::auth::Caller;
-use crate::error::{ApiError, Body, ErrorBody};
+use crate::error::{ApiError, Body, ErrorBody, Params};
 
 /// One dead letter.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -147,7 +147,7 @@ pub async fn list_dead_letters(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(name): Path<String>,
-    Query(filter): Query<DeadLetterFilter>,
+    Params(filter): Params<DeadLetterFilter>,
 ) -> Result<Json<DeadLetterPage>, ApiError> {
     let channel = channel(&name)?;
     let limit = super::PageParams {

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use herald_core::attempt::{AttemptStatus, DeliveryAttempt};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{AppState, parse_time};
 use crate::auth::Caller;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, Params};
 use crate::log::LogQuery;
 
 /// Which attempts to list.
@@ -52,7 +52,7 @@ pub struct DeliveryPage {
 pub async fn list_deliveries(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Query(filter): Query<DeliveryFilter>,
+    Params(filter): Params<DeliveryFilter>,
 ) -> Result<Json<DeliveryPage>, ApiError> {
     let app_id = match (caller.app(), filter.app_id) {
         (Some(own), Some(asked)) if asked != own => {

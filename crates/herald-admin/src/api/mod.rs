@@ -217,6 +217,61 @@ struct ApiDoc;
 
 struct BearerAuth;
 
+/// Documents on every operation the refusals any of them can give, so the document matches
+/// what the service answers: 401 and 503 everywhere, 422 where there are parameters, 400, 415
+/// and 422 where there is a body, 504 on writes (written, not yet read back).
+struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                (&mut item.get, false),
+                (&mut item.post, true),
+                (&mut item.put, true),
+                (&mut item.delete, true),
+            ];
+            for (operation, write) in operations {
+                let Some(operation) = operation else { continue };
+                let mut codes = vec![
+                    ("401", "No credentials, or unknown ones"),
+                    ("503", "Kafka or the schema registry is unavailable"),
+                ];
+                if operation.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
+                    codes.push(("422", "A parameter is invalid; `field` names it"));
+                }
+                if operation.request_body.is_some() {
+                    codes.push(("400", "The body is not JSON"));
+                    codes.push(("415", "The body is not `application/json`"));
+                    codes.push(("422", "A field is invalid; `field` names it"));
+                }
+                if write {
+                    codes.push(("504", "Written, but not read back in time"));
+                }
+                for (code, description) in codes {
+                    operation
+                        .responses
+                        .responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| error(description).into());
+                }
+            }
+        }
+    }
+}
+
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
@@ -229,7 +284,7 @@ impl Modify for BearerAuth {
 
 /// The API's routes, the probes and `/openapi.json`.
 pub fn router(state: Arc<AppState>) -> axum::Router {
-    let (api, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (api, mut document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(apps::create_app, apps::list_apps))
         .routes(routes!(apps::get_app))
         .routes(routes!(apps::issue_key))
@@ -258,6 +313,8 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .routes(routes!(replays::get_replay))
         .with_state(state.clone())
         .split_for_parts();
+    // After the split: the frame's modifiers run before the routes add their paths.
+    CommonErrors.modify(&mut document);
     let document = Arc::new(document);
     api.route(
         "/openapi.json",

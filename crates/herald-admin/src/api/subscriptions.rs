@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use herald_contract::RecordCodec;
 use herald_core::Notification;
@@ -22,7 +22,7 @@ use utoipa::ToSchema;
 
 use super::{AppState, PageParams, page_by_id};
 use crate::auth::Caller;
-use crate::error::{ApiError, Body, ErrorBody};
+use crate::error::{ApiError, Body, ErrorBody, Params};
 
 /// A subscription as written by a client; Herald sets the times and the version.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -230,7 +230,7 @@ pub async fn create_subscription(
 pub async fn list_subscriptions(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Query(filter): Query<SubscriptionFilter>,
+    Params(filter): Params<SubscriptionFilter>,
 ) -> Result<Json<SubscriptionPage>, ApiError> {
     if let Some(asked) = &filter.app_id
         && !caller.owns(asked)
