@@ -1047,3 +1047,85 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
     assert_eq!(tested, Some(operations), "{stdout}");
     admin.stop().await;
 }
+
+/// A replay started over the API routes the window again for one subscription and reports
+/// its progress until it completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_routes_a_window_again_for_one_subscription() {
+    let admin = Admin::start("admin-replay").await;
+    let registry = herald_contract::RegistryClient::new(&herald_contract::RegistryConfig::new(
+        test_registry(),
+    ))
+    .unwrap();
+    let catalog = herald_contract::Catalog::load_dir(&schemas_dir()).unwrap();
+    let paid = catalog.by_event_type("order.paid").unwrap();
+    registry
+        .register(&paid.full_name, &paid.text)
+        .await
+        .unwrap();
+    // An event topic outside Herald's prefix, as upstream topics are.
+    let topic = format!("events.{}", admin.kafka.prefix());
+    admin
+        .kafka
+        .admin()
+        .ensure_topics(&[herald_kafka::TopicSpec::new(&topic, 2)])
+        .await
+        .unwrap();
+    let webhook = ChannelName::parse("webhook").unwrap();
+    admin.kafka.create_topic("notify.webhook", 2).await;
+    let key = admin.app("a").await;
+    admin
+        .subscription(&key, "replayed", "https://example.com/a")
+        .await;
+    admin
+        .subscription(&key, "other", "https://example.com/b")
+        .await;
+    let (_, paid_type) = admin.get("/v1/event-types/order.paid", OPERATOR).await;
+    let from = chrono::Utc::now();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let body = json!({"type": "order.paid", "topic": topic, "key": format!("o-{i}"), "data": paid_type["example"]});
+        let (status, produced) = admin.post("/v1/events", OPERATOR, body).await;
+        assert_eq!(status, 202, "{produced}");
+        ids.push(produced["id"].as_str().unwrap().to_owned());
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let to = chrono::Utc::now();
+    let window = json!({"subscription_id": "replayed", "topic": topic,
+        "from": from.to_rfc3339(), "to": to.to_rfc3339()});
+    let (status, started) = admin.post("/v1/replays", &key, window).await;
+    assert_eq!(status, 202, "{started}");
+    let path = format!("/v1/replays/{}", started["replay_id"].as_str().unwrap());
+    let done = admin.poll(&path, &key, |r| r["state"] != "running").await;
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(
+        (
+            done["read"].as_u64(),
+            done["total"].as_u64(),
+            done["notifications"].as_u64()
+        ),
+        (Some(5), Some(5), Some(5)),
+        "{done}"
+    );
+    let codec = RecordCodec::notification();
+    let routed: Vec<herald_core::Notification> = admin
+        .kafka
+        .read_topic(
+            &admin.names.notify(&webhook),
+            Isolation::ReadCommitted,
+            5,
+            Duration::from_secs(20),
+        )
+        .iter()
+        .map(|r| codec.decode(r.value.as_deref().unwrap()).unwrap())
+        .collect();
+    let mut events: Vec<&str> = routed.iter().map(|n| n.event_id.as_str()).collect();
+    events.sort();
+    ids.sort();
+    assert_eq!(events, ids.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        routed.iter().all(|n| n.subscription_id == "replayed"),
+        "only the replayed subscription"
+    );
+    admin.stop().await;
+}
