@@ -45,10 +45,12 @@ pub struct AdminConfig {
     pub kafka: KafkaConfig,
     /// Prefix of Herald's topics.
     pub topic_prefix: String,
-    /// The schema registry's Confluent-compatible base URL (for event ingest).
-    pub registry: String,
-    /// The schema catalogue directory (`schemas/`).
-    pub schemas: PathBuf,
+    /// The schema registry's Confluent-compatible base URL (for event ingest); without one,
+    /// ingested events are written in Avro single-object encoding with the catalogue's schema.
+    pub registry: Option<String>,
+    /// The schema catalogue directory (`schemas/`); the catalogue built into the binary when
+    /// unset.
+    pub schemas: Option<PathBuf>,
     /// Subject naming of the event schemas in the registry.
     pub strategy: SubjectStrategy,
     /// Encrypts the apps' signing secrets.
@@ -74,8 +76,8 @@ impl AdminConfig {
         Self {
             kafka: KafkaConfig::new(brokers),
             topic_prefix: "herald".to_owned(),
-            registry: "http://127.0.0.1:8081/apis/ccompat/v7".to_owned(),
-            schemas: PathBuf::from("schemas"),
+            registry: Some("http://127.0.0.1:8081/apis/ccompat/v7".to_owned()),
+            schemas: None,
             strategy: SubjectStrategy::TopicName,
             master_key,
             operator_token: operator_token.into(),
@@ -123,14 +125,23 @@ pub async fn serve(
     herald_kafka::Admin::new(&config.kafka)?
         .ensure_topics(&topics(&names))
         .await?;
-    let catalog = Catalog::load_dir(&config.schemas).map_err(|e| {
-        AdminError::Start(format!(
-            "loading the schema catalogue {}: {e}",
-            config.schemas.display()
-        ))
-    })?;
-    let registry = RegistryClient::new(&RegistryConfig::new(config.registry.clone()))
-        .map_err(|e| AdminError::Start(format!("registry {}: {e}", config.registry)))?;
+    let catalog = match &config.schemas {
+        Some(dir) => Catalog::load_dir(dir).map_err(|e| {
+            AdminError::Start(format!(
+                "loading the schema catalogue {}: {e}",
+                dir.display()
+            ))
+        })?,
+        None => Catalog::builtin().as_ref().clone(),
+    };
+    let registry = config
+        .registry
+        .as_ref()
+        .map(|url| {
+            RegistryClient::new(&RegistryConfig::new(url.clone()))
+                .map_err(|e| AdminError::Start(format!("registry {url}: {e}")))
+        })
+        .transpose()?;
     let log = Arc::new(
         log::DeliveryLog::open(config.database.as_deref(), config.log_retention)
             .map_err(|e| AdminError::Start(format!("opening the delivery log: {e}")))?,

@@ -50,8 +50,8 @@ impl Admin {
         config.kafka = kafka.config().clone();
         config.topic_prefix = kafka.prefix().to_owned();
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.registry = test_registry();
-        config.schemas = schemas_dir();
+        config.registry = Some(test_registry());
+        config.schemas = Some(schemas_dir());
         config.strategy = SubjectStrategy::RecordName;
         config.webhook.allow_networks = vec!["127.0.0.1/32".to_owned()];
         config.webhook.timeout_ms = 2_000;

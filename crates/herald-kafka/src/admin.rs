@@ -177,41 +177,62 @@ impl Admin {
         &self,
         specs: &[TopicSpec],
     ) -> Result<Vec<TopicOutcome>, KafkaError> {
-        let new_topics: Vec<NewTopic<'_>> = specs
+        // Topics that exist are not asked for again: fewer requests, and a cluster without the
+        // CreateTopics API (librdkafka's mock cluster in `herald dev`, whose topics are created
+        // beforehand) works too.
+        let metadata = self.client.inner().fetch_metadata(None, ADMIN_TIMEOUT)?;
+        let existing: std::collections::HashSet<&str> = metadata
+            .topics()
             .iter()
-            .map(|spec| {
-                spec.configs.iter().fold(
-                    NewTopic::new(
-                        &spec.name,
-                        spec.partitions,
-                        TopicReplication::Fixed(spec.replication),
-                    ),
-                    |topic, (key, value)| topic.set(key, value),
-                )
-            })
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| t.name())
             .collect();
-        let options = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
-        let results = self.client.create_topics(&new_topics, &options).await?;
-        let mut outcomes = Vec::with_capacity(results.len());
-        for result in results {
-            outcomes.push(match result {
-                Ok(name) => TopicOutcome::Created(name),
-                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                    TopicOutcome::AlreadyExisted(name)
+        let missing: Vec<&TopicSpec> = specs
+            .iter()
+            .filter(|spec| !existing.contains(spec.name.as_str()))
+            .collect();
+        let mut created = std::collections::HashSet::new();
+        if !missing.is_empty() {
+            let new_topics: Vec<NewTopic<'_>> = missing
+                .iter()
+                .map(|spec| {
+                    spec.configs.iter().fold(
+                        NewTopic::new(
+                            &spec.name,
+                            spec.partitions,
+                            TopicReplication::Fixed(spec.replication),
+                        ),
+                        |topic, (key, value)| topic.set(key, value),
+                    )
+                })
+                .collect();
+            let options = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+            for result in self.client.create_topics(&new_topics, &options).await? {
+                match result {
+                    Ok(name) => {
+                        created.insert(name);
+                    }
+                    Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                    Err((topic, code)) => {
+                        return Err(KafkaError::Topic {
+                            operation: "create",
+                            topic,
+                            code,
+                        });
+                    }
                 }
-                Err((topic, code)) => {
-                    return Err(KafkaError::Topic {
-                        operation: "create",
-                        topic,
-                        code,
-                    });
-                }
-            });
+            }
         }
         for spec in specs {
             self.wait_for_leaders(&spec.name, ADMIN_TIMEOUT)?;
         }
-        Ok(outcomes)
+        Ok(specs
+            .iter()
+            .map(|spec| match created.contains(&spec.name) {
+                true => TopicOutcome::Created(spec.name.clone()),
+                false => TopicOutcome::AlreadyExisted(spec.name.clone()),
+            })
+            .collect())
     }
 
     /// What it takes to bring the cluster's topics to `specs`: missing topics, missing

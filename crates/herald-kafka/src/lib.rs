@@ -21,6 +21,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod embedded;
 pub mod error;
 pub mod follow;
 pub mod pipeline;

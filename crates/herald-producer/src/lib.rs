@@ -115,15 +115,17 @@ pub struct Produced {
     pub landed: Landed,
     /// The event's `ce_id`.
     pub id: String,
-    /// The registry id of the schema it was encoded with.
-    pub schema_id: u32,
+    /// The registry id of the schema it was encoded with; `None` in single-object encoding.
+    pub schema_id: Option<u32>,
 }
 
 /// Produces events; cheap to clone.
 #[derive(Clone)]
 pub struct EventProducer {
     records: RecordProducer,
-    registry: RegistryClient,
+    /// `None`: no registry; events are written in Avro single-object encoding with the
+    /// catalogue's schema, which readers resolve by fingerprint.
+    registry: Option<RegistryClient>,
     catalog: Arc<Catalog>,
     strategy: SubjectStrategy,
     source: String,
@@ -144,9 +146,27 @@ impl EventProducer {
     ) -> Result<Self, ProduceError> {
         Ok(Self {
             records: RecordProducer::new(kafka)?,
-            registry,
+            registry: Some(registry),
             catalog,
             strategy,
+            source: source.into(),
+            latest: Arc::default(),
+        })
+    }
+
+    /// A producer without a schema registry (`herald dev`, platforms that have none): events
+    /// are encoded with the catalogue's schema for their type in Avro single-object encoding,
+    /// which Herald's decoder resolves by the schema's fingerprint.
+    pub fn single_object(
+        kafka: &KafkaConfig,
+        catalog: Arc<Catalog>,
+        source: impl Into<String>,
+    ) -> Result<Self, ProduceError> {
+        Ok(Self {
+            records: RecordProducer::new(kafka)?,
+            registry: None,
+            catalog,
+            strategy: SubjectStrategy::RecordName,
             source: source.into(),
             latest: Arc::default(),
         })
@@ -167,15 +187,31 @@ impl EventProducer {
                 .full_name
                 .clone(),
         };
-        let schema = self.latest_schema(&subject).await?;
-        let datum = encode_event(&schema.entry, event.event_type, event.data).map_err(|error| {
+        let (entry, schema_id) = match &self.registry {
+            Some(_) => {
+                let schema = self.latest_schema(&subject).await?;
+                (schema.entry, Some(schema.id))
+            }
+            None => (
+                self.catalog
+                    .by_event_type(event.event_type)
+                    .ok_or_else(|| ProduceError::UnknownEventType(event.event_type.to_owned()))?
+                    .entry
+                    .clone(),
+                None,
+            ),
+        };
+        let datum = encode_event(&entry, event.event_type, event.data).map_err(|error| {
             ProduceError::Encode {
                 event_type: event.event_type.to_owned(),
                 subject: subject.clone(),
                 error,
             }
         })?;
-        let payload = framing::confluent(schema.id, &datum);
+        let payload = match schema_id {
+            Some(id) => framing::confluent(id, &datum),
+            None => framing::single_object(entry.fingerprint(), &datum),
+        };
         let id = event
             .id
             .clone()
@@ -213,7 +249,7 @@ impl EventProducer {
             topic,
             landed,
             id,
-            schema_id: schema.id,
+            schema_id,
         })
     }
 
@@ -221,7 +257,11 @@ impl EventProducer {
         if let Some(found) = self.lock().get(subject) {
             return Ok(found.clone());
         }
-        let found = self.registry.latest(subject).await?;
+        let registry = self
+            .registry
+            .as_ref()
+            .expect("only producers with a registry look schemas up");
+        let found = registry.latest(subject).await?;
         self.lock().insert(subject.to_owned(), found.clone());
         Ok(found)
     }

@@ -54,8 +54,8 @@ pub(crate) fn run(args: AdminArgs, runtime: &tokio::runtime::Runtime) -> anyhow:
     config.kafka = KafkaConfig::new(&args.endpoints.brokers);
     config.topic_prefix = args.prefix;
     config.listen = args.listen;
-    config.registry = args.endpoints.registry;
-    config.schemas = args.schemas;
+    config.registry = Some(args.endpoints.registry);
+    config.schemas = Some(args.schemas);
     config.strategy = args.strategy.into();
     config.database = args.database;
     config.log_retention = Duration::from_secs(args.log_retention_hours * 3600);

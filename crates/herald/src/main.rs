@@ -13,12 +13,14 @@
 //! - `deliver.rs`: `herald deliver` and `herald dlq list | redrive`.
 //! - `apps.rs`: `herald apps create`.
 //! - `admin.rs`: `herald admin` (the admin API and console).
+//! - `dev.rs`: `herald dev` (everything in one process on an embedded broker).
 //! - `inbox.rs`: `herald inbox` (the pull inbox's HTTP API).
 //! - `metrics_server.rs`: `GET /metrics` for `--metrics-addr`.
 
 mod admin;
 mod apps;
 mod deliver;
+mod dev;
 mod inbox;
 mod metrics_server;
 mod produce;
@@ -112,6 +114,9 @@ enum Command {
     /// Serves the admin API and console: apps, subscriptions, the event catalogue, the
     /// delivery log, dead letters, event ingest and replays.
     Admin(Box<admin::AdminArgs>),
+    /// Runs Herald in one process to try it: an embedded broker, the router, the webhook
+    /// delivery service, the admin API and console, an echo receiver and demo events.
+    Dev(Box<dev::DevArgs>),
     /// Manages topics.
     Topics {
         #[command(subcommand)]
@@ -145,6 +150,7 @@ fn main() -> anyhow::Result<()> {
         Command::Inbox(args) => inbox::run(*args, &runtime),
         Command::Apps { command } => runtime.block_on(apps::run(command)),
         Command::Admin(args) => admin::run(*args, &runtime),
+        Command::Dev(args) => dev::run(*args, &runtime),
     }
 }
 

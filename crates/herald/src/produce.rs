@@ -103,7 +103,9 @@ pub(crate) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
             produced.topic,
             produced.landed.partition,
             produced.landed.offset,
-            produced.schema_id
+            produced
+                .schema_id
+                .map_or_else(|| "single-object".to_owned(), |id| id.to_string())
         );
     }
     Ok(())

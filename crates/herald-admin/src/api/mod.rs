@@ -73,18 +73,21 @@ impl AppState {
         config: AdminConfig,
         names: TopicNames,
         catalog: Catalog,
-        registry: RegistryClient,
+        registry: Option<RegistryClient>,
         views: Arc<Views>,
         log: Arc<DeliveryLog>,
     ) -> Result<Self, AdminError> {
         let catalog = Arc::new(catalog);
-        let events = EventProducer::new(
-            &config.kafka,
-            registry,
-            catalog.clone(),
-            config.strategy,
-            "herald-admin",
-        )
+        let events = match registry {
+            Some(registry) => EventProducer::new(
+                &config.kafka,
+                registry,
+                catalog.clone(),
+                config.strategy,
+                "herald-admin",
+            ),
+            None => EventProducer::single_object(&config.kafka, catalog.clone(), "herald-admin"),
+        }
         .map_err(|e| AdminError::Start(e.to_string()))?;
         let producer = RecordProducer::new(&config.kafka)?;
         let audit = Audit::new(producer.clone(), names.audit());

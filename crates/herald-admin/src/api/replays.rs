@@ -132,8 +132,8 @@ pub async fn start_replay(
     let mut config = RouterConfig::new("");
     config.kafka = state.config.kafka.clone();
     config.topic_prefix = state.names.prefix().to_owned();
-    config.registry_url = Some(state.config.registry.clone());
-    config.schemas_dir = Some(state.config.schemas.clone());
+    config.registry_url = state.config.registry.clone();
+    config.schemas_dir = state.config.schemas.clone();
     let request = ReplayRequest {
         topic: input.topic,
         from_ms,
