@@ -306,3 +306,41 @@ async fn topics_apply_plans_creates_grows_restores_settings_and_is_idempotent() 
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     kafka.admin().delete_topics(&refs).await.unwrap();
 }
+
+#[test]
+fn log_format_json_writes_one_json_object_per_log_line() {
+    use std::io::{BufRead, BufReader};
+    // herald dev logs its services' start at info level; every line must be a JSON object.
+    let mut child = herald()
+        .args(["dev", "--events", "0", "--listen", "127.0.0.1:0"])
+        .args(["--receiver-listen", "127.0.0.1:0", "--log-format", "json"])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("herald runs");
+    let lines: Vec<String> = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .take(3)
+        .map(Result::unwrap)
+        .collect();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let messages: Vec<String> = lines
+        .iter()
+        .map(|line| {
+            let log: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            assert!(
+                log["timestamp"].is_string() && log["level"] == "INFO",
+                "{log}"
+            );
+            log["fields"]["message"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert!(
+        messages.contains(&"admin API listening".to_owned()),
+        "{messages:?}"
+    );
+}
