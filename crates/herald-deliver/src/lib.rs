@@ -22,6 +22,7 @@ pub mod channels;
 pub mod config;
 pub mod dispatch;
 pub mod endpoint;
+pub mod http_metrics;
 pub mod inbox;
 pub mod metrics;
 pub mod redrive;

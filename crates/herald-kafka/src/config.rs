@@ -26,13 +26,27 @@ fn default_client_id() -> String {
     "herald".to_owned()
 }
 
+/// What [`set_process_defaults`] set: the client id and pass-through properties every
+/// [`KafkaConfig::new`] of this process starts with.
+static PROCESS_DEFAULTS: std::sync::OnceLock<(Option<String>, BTreeMap<String, String>)> =
+    std::sync::OnceLock::new();
+
+/// Sets, once per process, the client id and librdkafka properties every configuration made
+/// with [`KafkaConfig::new`] starts with: how the binary applies the `[kafka]` section of its
+/// configuration file to every client it creates. Later calls change nothing.
+pub fn set_process_defaults(client_id: Option<String>, librdkafka: BTreeMap<String, String>) {
+    let _ = PROCESS_DEFAULTS.set((client_id, librdkafka));
+}
+
 impl KafkaConfig {
-    /// A configuration for plaintext brokers with no pass-through settings.
+    /// A configuration for plaintext brokers with this process's defaults (none unless
+    /// [`set_process_defaults`] set some).
     pub fn new(brokers: impl Into<String>) -> Self {
+        let (client_id, librdkafka) = PROCESS_DEFAULTS.get().cloned().unwrap_or_default();
         Self {
             brokers: brokers.into(),
-            client_id: default_client_id(),
-            librdkafka: BTreeMap::new(),
+            client_id: client_id.unwrap_or_else(default_client_id),
+            librdkafka,
         }
     }
 

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - `main.rs`: argument parsing and dispatch.
+//! - `config.rs`: `--config herald.toml` and `HERALD__SECTION__KEY` settings.
 //! - `schemas.rs`: `herald schemas register`.
 //! - `produce.rs`: `herald produce`.
 //! - `read.rs`: `herald read`.
@@ -19,6 +20,7 @@
 
 mod admin;
 mod apps;
+mod config;
 mod deliver;
 mod dev;
 mod inbox;
@@ -45,6 +47,10 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
+    /// A TOML configuration file (see deploy/herald.example.toml); `HERALD__SECTION__KEY`
+    /// variables override it, flags on the command line override both.
+    #[arg(long, global = true, env = "HERALD_CONFIG")]
+    config: Option<std::path::PathBuf>,
     /// Log format on stderr: `text` for people, `json` (one object a line, with the span
     /// fields) for log pipelines. The level comes from `RUST_LOG` (default `warn`).
     #[arg(long, global = true, env = "HERALD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -130,6 +136,12 @@ enum Command {
     /// Runs Herald in one process to try it: an embedded broker, the router, the webhook
     /// delivery service, the admin API and console, an echo receiver and demo events.
     Dev(Box<dev::DevArgs>),
+    /// Prints configuration help: `herald config example` prints a configuration file with
+    /// every setting of every service, commented out with its default.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Manages topics.
     Topics {
         #[command(subcommand)]
@@ -137,8 +149,22 @@ enum Command {
     },
 }
 
+/// `herald config …`.
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Prints the example configuration file (deploy/herald.example.toml is its output).
+    Example,
+}
+
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let path = config::path_from(&args);
+    let args = config::apply(args, path.as_deref(), &Cli::command())?;
+    let cli = match Cli::from_arg_matches(&Cli::command().get_matches_from(args)) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let logs = tracing_subscriber::fmt()
@@ -167,6 +193,12 @@ fn main() -> anyhow::Result<()> {
         Command::Apps { command } => runtime.block_on(apps::run(command)),
         Command::Admin(args) => admin::run(*args, &runtime),
         Command::Dev(args) => dev::run(*args, &runtime),
+        Command::Config {
+            command: ConfigCommand::Example,
+        } => {
+            print!("{}", config::example(&Cli::command()));
+            Ok(())
+        }
     }
 }
 

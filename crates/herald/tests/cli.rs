@@ -344,3 +344,126 @@ fn log_format_json_writes_one_json_object_per_log_line() {
         "{messages:?}"
     );
 }
+
+#[test]
+fn a_config_file_and_herald_variables_set_flags_and_bad_keys_are_named() {
+    use herald_kafka::testkit::TestKafka;
+
+    let kafka = TestKafka::new("cli-config");
+    let dir = std::env::temp_dir().join(format!("{}-config", kafka.prefix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("herald.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[kafka]\nbrokers = {:?}\n\n[topics.apply]\nprefix = {:?}\npartitions = 2\ndry_run = true\nretry_tiers_ms = [1000]\n",
+            kafka.config().brokers,
+            kafka.prefix()
+        ),
+    )
+    .unwrap();
+    let plan = |env: &[(&str, &str)], extra: &[&str]| {
+        let output = herald()
+            .args(["--config", file.to_str().unwrap(), "topics", "apply"])
+            .args(extra)
+            .envs(env.iter().copied())
+            .output()
+            .expect("herald runs");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let attempts = |plan: &str| {
+        plan.lines()
+            .find(|l| l.contains(&format!("\t{}.attempts\t", kafka.prefix())))
+            .unwrap_or_else(|| panic!("no attempts topic in {plan}"))
+            .to_owned()
+    };
+    // The file: brokers from [kafka], the rest from [topics.apply] (a dry run, 2 partitions).
+    let from_file = plan(&[], &[]);
+    assert!(attempts(&from_file).starts_with("create\t"), "{from_file}");
+    assert!(
+        attempts(&from_file).contains("partitions=2 "),
+        "{from_file}"
+    );
+    // A HERALD__ variable overrides the file; a flag overrides both.
+    let from_env = plan(&[("HERALD__TOPICS__APPLY__PARTITIONS", "3")], &[]);
+    assert!(attempts(&from_env).contains("partitions=3 "), "{from_env}");
+    let from_flag = plan(
+        &[("HERALD__TOPICS__APPLY__PARTITIONS", "3")],
+        &["--partitions", "4"],
+    );
+    assert!(
+        attempts(&from_flag).contains("partitions=4 "),
+        "{from_flag}"
+    );
+
+    // A key that is no setting of the command is refused, naming the section and the key.
+    std::fs::write(&file, "[topics.apply]\npartitons = 2\n").unwrap();
+    let output = herald()
+        .args([
+            "--config",
+            file.to_str().unwrap(),
+            "topics",
+            "apply",
+            "--dry-run",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("[topics.apply] partitons") && stderr.contains("partitions"),
+        "{stderr}"
+    );
+    // [kafka.librdkafka] reaches the clients: librdkafka itself refuses a bad value.
+    std::fs::write(
+        &file,
+        format!(
+            "[kafka]\nbrokers = {:?}\n[kafka.librdkafka]\n\"socket.timeout.ms\" = \"soon\"\n",
+            kafka.config().brokers
+        ),
+    )
+    .unwrap();
+    let output = herald()
+        .args([
+            "--config",
+            file.to_str().unwrap(),
+            "check",
+            "--timeout-secs",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("socket.timeout.ms"), "{stderr}");
+}
+
+#[test]
+fn the_example_configuration_is_what_herald_config_example_prints() {
+    let output = herald().args(["config", "example"]).output().unwrap();
+    assert!(output.status.success());
+    let printed = String::from_utf8(output.stdout).unwrap();
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/herald.example.toml"
+    ))
+    .unwrap();
+    assert_eq!(
+        committed, printed,
+        "regenerate: herald config example > deploy/herald.example.toml"
+    );
+    // It parses, and documents the services' settings.
+    let parsed: toml::Table = toml::from_str(&printed).unwrap();
+    for section in ["kafka", "router", "deliver", "inbox", "admin"] {
+        assert!(parsed.contains_key(section), "[{section}] missing");
+    }
+    for setting in [
+        "# max_batch = 2000",
+        "# retry_schedule_ms = []",
+        "# operator_token = \"\"",
+        "# visibility_timeout_ms = 30000",
+    ] {
+        assert!(printed.contains(setting), "{setting} missing");
+    }
+}

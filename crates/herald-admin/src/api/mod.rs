@@ -65,6 +65,8 @@ pub struct AppState {
     pub webhook: WebhookChannel,
     /// Replays started through the API.
     pub replays: Mutex<HashMap<String, replays::Replay>>,
+    /// Request counts and latencies, served at `GET /metrics`.
+    pub metrics: Arc<herald_deliver::http_metrics::HttpMetrics>,
 }
 
 impl AppState {
@@ -106,6 +108,10 @@ impl AppState {
             ingest_lock: tokio::sync::Mutex::new(()),
             webhook,
             replays: Mutex::default(),
+            metrics: Arc::new(
+                herald_deliver::http_metrics::HttpMetrics::new("herald_admin")
+                    .map_err(|e| AdminError::Start(format!("metrics: {e}")))?,
+            ),
         })
     }
 
@@ -319,17 +325,19 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
     // After the split: the frame's modifiers run before the routes add their paths.
     CommonErrors.modify(&mut document);
     let document = Arc::new(document);
-    api.route(
-        "/openapi.json",
-        get(move || {
-            let document = document.clone();
-            async move { Json(document.as_ref().clone()) }
-        }),
-    )
-    .merge(crate::console::routes(state))
-    .route("/healthz", get(|| async { "ok" }))
-    .route("/readyz", get(|| async { "ready" }))
-    .fallback(|uri: axum::http::Uri| async move { ApiError::not_found("route", uri.path()) })
+    let api = api
+        .route(
+            "/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move { Json(document.as_ref().clone()) }
+            }),
+        )
+        .merge(crate::console::routes(state.clone()))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ready" }))
+        .fallback(|uri: axum::http::Uri| async move { ApiError::not_found("route", uri.path()) });
+    herald_deliver::http_metrics::instrument(api, state.metrics.clone())
 }
 
 /// How long a synchronous test send may take.

@@ -12,6 +12,9 @@
 //! - `GET /v1/inbox/stream?cursor=`: Server-Sent Events, one `message` event per notification
 //!   as it arrives (after `cursor`, or from now on).
 //!
+//! `GET /metrics` serves its Prometheus metrics (`herald_inbox_http_requests_total`,
+//! `herald_inbox_http_request_seconds`).
+//!
 //! Every route takes an app API key (`Authorization: Bearer hk_…`) and sees only that app's
 //! messages. Errors are JSON: `{"error": "<code>", "message": "<what to do>"}`.
 //!
@@ -162,6 +165,9 @@ pub async fn serve(
         .route("/v1/inbox/stream", get(stream))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state);
+    let metrics = crate::http_metrics::HttpMetrics::new("herald_inbox")
+        .map_err(|e| format!("metrics: {e}"))?;
+    let app = crate::http_metrics::instrument(app, Arc::new(metrics));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("listening on {}: {e}", config.listen))?;
