@@ -21,6 +21,7 @@ use herald_core::topics::{ChannelName, TopicNames};
 use herald_core::{Notification, Subscription};
 use herald_kafka::worker::{Completion, Dispatcher};
 use herald_kafka::{CommitStats, OutRecord, ReadRecord};
+use tracing::Instrument;
 
 use crate::channels::{AttemptContext, AttemptReport, Channel};
 use crate::endpoint::Endpoints;
@@ -533,6 +534,7 @@ async fn attempt_once(
         unreachable!("the in-flight semaphore is never closed");
     };
     shared.metrics.in_flight.inc();
+    let span = attempt_span(n, attempt);
     let report = shared
         .channel
         .attempt(
@@ -542,11 +544,70 @@ async fn attempt_once(
                 attempt,
             },
         )
+        .instrument(span.clone())
         .await;
+    span.record("outcome", outcome_name(&report.outcome));
+    if let Some(code) = report.response_code {
+        span.record("http.response.status_code", code);
+    }
     shared.metrics.in_flight.dec();
     drop(admission);
     endpoint.record(!matches!(report.outcome, AttemptOutcome::Retryable { .. }));
     Verdict::Attempted(report)
+}
+
+/// The span of one attempt: a child of the trace the event's producer started (its
+/// `traceparent`, carried on the notification), so an OTLP backend shows the delivery inside
+/// the producer's trace. Without an OpenTelemetry layer installed it is an ordinary span.
+fn attempt_span(n: &Notification, attempt: i32) -> tracing::Span {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let span = tracing::info_span!(
+        "deliver",
+        otel.kind = "client",
+        notification_id = %n.notification_id,
+        subscription_id = %n.subscription_id,
+        channel = %n.channel,
+        attempt,
+        outcome = tracing::field::Empty,
+        "http.response.status_code" = tracing::field::Empty,
+    );
+    if let Some(parent) = n.traceparent.as_deref().and_then(remote_parent) {
+        // Fails only when no OpenTelemetry layer is installed: nothing to link then.
+        let _ = span.set_parent(parent);
+    }
+    span
+}
+
+/// A W3C `traceparent` (`00-<trace id>-<span id>-<flags>`) as a remote parent context.
+fn remote_parent(traceparent: &str) -> Option<opentelemetry::Context> {
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+    };
+    let mut parts = traceparent.split('-');
+    let (version, trace, span, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if version != "00" || trace.len() != 32 || span.len() != 16 || flags.len() != 2 {
+        return None;
+    }
+    let context = SpanContext::new(
+        TraceId::from_hex(trace).ok()?,
+        SpanId::from_hex(span).ok()?,
+        TraceFlags::new(u8::from_str_radix(flags, 16).ok()?),
+        true,
+        TraceState::default(),
+    );
+    context
+        .is_valid()
+        .then(|| opentelemetry::Context::new().with_remote_span_context(context))
+}
+
+fn outcome_name(outcome: &AttemptOutcome) -> &'static str {
+    match outcome {
+        AttemptOutcome::Delivered => "delivered",
+        AttemptOutcome::Retryable { .. } => "retryable",
+        AttemptOutcome::Permanent { .. } => "permanent",
+        AttemptOutcome::Gone { .. } => "gone",
+    }
 }
 
 /// Updates and returns since when `subscription` has been failing: `Some(now)` records a

@@ -263,10 +263,9 @@ pub(crate) fn example(command: &clap::Command) -> String {
         out.push_str(&format!("\n# herald {name}\n[{name}]\n"));
         for arg in sub.get_arguments() {
             let Some(long) = arg.get_long() else { continue };
-            if matches!(
-                long,
-                "help" | "version" | "config" | "log-format" | "brokers"
-            ) {
+            // Global flags (--config, --log-format, --otlp-endpoint) belong to no one section;
+            // --brokers is [kafka] brokers.
+            if arg.is_global_set() || matches!(long, "help" | "version" | "brokers") {
                 continue;
             }
             let help = arg

@@ -4,6 +4,7 @@
 //! # Layout
 //! - `main.rs`: argument parsing and dispatch.
 //! - `config.rs`: `--config herald.toml` and `HERALD__SECTION__KEY` settings.
+//! - `telemetry.rs`: logs (text or JSON) and optional OTLP span export.
 //! - `schemas.rs`: `herald schemas register`.
 //! - `produce.rs`: `herald produce`.
 //! - `read.rs`: `herald read`.
@@ -31,6 +32,7 @@ mod replay;
 mod router;
 mod schemas;
 mod subscriptions;
+mod telemetry;
 mod topics;
 
 use std::time::Duration;
@@ -55,13 +57,17 @@ struct Cli {
     /// fields) for log pipelines. The level comes from `RUST_LOG` (default `warn`).
     #[arg(long, global = true, env = "HERALD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Exports OpenTelemetry spans (a delivery service's attempts, children of the producer's
+    /// trace) over OTLP/HTTP with JSON to this collector base URL (`/v1/traces` is appended).
+    #[arg(long, global = true, env = "HERALD_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable lines.
     Text,
     /// JSON lines.
@@ -149,6 +155,21 @@ enum Command {
     },
 }
 
+impl Command {
+    /// The command's name, for the service name in traces.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Router(_) => "router",
+            Self::Deliver(_) => "deliver",
+            Self::Inbox(_) => "inbox",
+            Self::Admin(_) => "admin",
+            Self::Dev(_) => "dev",
+            Self::Replay(_) => "replay",
+            _ => "cli",
+        }
+    }
+}
+
 /// `herald config …`.
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
@@ -165,17 +186,16 @@ fn main() -> anyhow::Result<()> {
         Ok(cli) => cli,
         Err(error) => error.exit(),
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().with_current_span(true).init(),
-    }
+    let service = format!("herald-{}", cli.command.name());
+    let telemetry = telemetry::init(cli.log_format, cli.otlp_endpoint.as_deref(), &service)?;
+    let result = run(cli.command);
+    telemetry.shutdown();
+    result
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    match cli.command {
+    match command {
         Command::Check {
             brokers,
             timeout_secs,
@@ -196,7 +216,10 @@ fn main() -> anyhow::Result<()> {
         Command::Config {
             command: ConfigCommand::Example,
         } => {
-            print!("{}", config::example(&Cli::command()));
+            print!(
+                "{}",
+                config::example(&<Cli as clap::CommandFactory>::command())
+            );
             Ok(())
         }
     }
