@@ -320,3 +320,29 @@ impl<E> Drop for RunningService<E> {
         }
     }
 }
+
+/// Sends SIGTERM to a service process and waits up to `deadline` for it to exit; returns
+/// its exit status, or `None` (after killing it) when it did not exit in time. How the
+/// process tests check that services stop cleanly when asked.
+pub fn terminate(
+    child: &mut std::process::Child,
+    deadline: Duration,
+) -> Option<std::process::ExitStatus> {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("running kill");
+    assert!(sent.success(), "SIGTERM could not be sent");
+    let until = std::time::Instant::now() + deadline;
+    loop {
+        if let Some(exit) = child.try_wait().expect("waiting for the process") {
+            return Some(exit);
+        }
+        if std::time::Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -110,21 +110,7 @@ async fn herald_dev_shows_delivered_events_within_a_minute() {
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("Herald console"));
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let stop_deadline = Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            Instant::now() < stop_deadline,
-            "herald dev did not stop within 20 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let exit = herald_kafka::testkit::terminate(&mut child, Duration::from_secs(20))
+        .expect("herald dev stops within 20 s of SIGTERM");
     assert!(exit.success(), "herald dev exited with {exit} on SIGTERM");
 }

@@ -4,7 +4,7 @@
 
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
 use herald_core::topics::TopicNames;
@@ -79,22 +79,9 @@ async fn delivery_attempts_are_exported_as_children_of_the_producers_trace() {
         .await;
     assert_eq!(got.len(), 1, "the notification was delivered");
     // SIGTERM: the service drains, and the exporter sends what it buffered before exit.
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "herald deliver did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(exit.success());
+    let exit = herald_kafka::testkit::terminate(&mut child, Duration::from_secs(20))
+        .expect("herald deliver stops within 20 s of SIGTERM");
+    assert!(exit.success(), "herald deliver exited with {exit}");
 
     let exported = exported.lock().unwrap().clone();
     let spans: Vec<(Value, Value)> = exported

@@ -93,26 +93,14 @@ fn start(name: &'static str, kafka: &TestKafka, args: &[String]) -> Service {
 impl Service {
     /// SIGTERM, then the exit status within `deadline`.
     fn terminate(mut self, deadline: Duration) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let until = Instant::now() + deadline;
-        let exit = loop {
-            if let Some(exit) = self.child.try_wait().unwrap() {
-                break exit;
-            }
-            if Instant::now() > until {
-                let _ = self.child.kill();
+        let exit =
+            herald_kafka::testkit::terminate(&mut self.child, deadline).unwrap_or_else(|| {
                 panic!(
                     "herald {} did not exit within {deadline:?} of SIGTERM (log: {})",
                     self.name,
                     self.log.display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+                )
+            });
         assert!(
             exit.success(),
             "herald {} exited with {exit} on SIGTERM (log: {})",
