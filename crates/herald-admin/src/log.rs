@@ -123,10 +123,17 @@ impl DeliveryLog {
         tx.commit()
     }
 
-    /// Removes attempts older than the retention; returns how many.
+    /// Removes attempts and idempotency answers older than the retention; returns how many
+    /// attempts. (An idempotency key retried after the retention produces again: clients
+    /// retry within minutes, not days.)
     pub fn prune(&self, now_ms: i64) -> rusqlite::Result<usize> {
         let horizon = now_ms - self.retention.as_millis() as i64;
-        self.db().execute(
+        let db = self.db();
+        db.execute(
+            "DELETE FROM idempotency WHERE created_at < ?1",
+            params![horizon],
+        )?;
+        db.execute(
             "DELETE FROM attempts WHERE started_at < ?1",
             params![horizon],
         )
@@ -342,14 +349,25 @@ mod tests {
     }
 
     #[test]
-    fn idempotency_answers_are_kept_per_scope() {
+    fn idempotency_answers_are_kept_per_scope_until_the_retention() {
         let log = DeliveryLog::open(None, Duration::from_secs(1)).unwrap();
         assert_eq!(log.idempotent_answer("op", "k1").unwrap(), None);
         log.remember_answer("op", "k1", "{\"id\":1}").unwrap();
+        log.prune(herald_core::time::now_ms()).unwrap();
+        assert!(
+            log.idempotent_answer("op", "k1").unwrap().is_some(),
+            "still within the retention"
+        );
         assert_eq!(
             log.idempotent_answer("op", "k1").unwrap().as_deref(),
             Some("{\"id\":1}")
         );
         assert_eq!(log.idempotent_answer("other", "k1").unwrap(), None);
+        log.prune(herald_core::time::now_ms() + 2_000).unwrap();
+        assert_eq!(
+            log.idempotent_answer("op", "k1").unwrap(),
+            None,
+            "pruned after it"
+        );
     }
 }

@@ -101,8 +101,10 @@ impl From<&App> for AppOut {
 pub struct CreateApp {
     /// Unique id (letters, digits, `.`, `_`, `-`; at most 64); a new one when unset.
     #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub app_id: Option<String>,
     /// Human-readable name.
+    #[schema(min_length = 1, pattern = r"\S")]
     pub name: String,
     /// The tenant that owns the app; `default` when unset.
     #[serde(default)]
@@ -148,6 +150,7 @@ pub struct RotateSecret {
     /// How long the current secrets keep signing beside the new one, seconds (0 to 30 days);
     /// 24 hours when unset.
     #[serde(default)]
+    #[schema(maximum = 2592000)]
     pub overlap_seconds: Option<u64>,
 }
 

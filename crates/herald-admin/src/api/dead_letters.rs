@@ -62,6 +62,7 @@ pub struct DeadLetterFilter {
     /// Where to continue: the `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1 to 1,000; 100 when unset.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
