@@ -119,7 +119,14 @@ pub async fn redrive(
     let producer = RecordProducer::new(kafka)?;
     let topic = names.notify(channel);
     let mut count = 0;
-    for letter in list(kafka, names, channel)? {
+    // Reading the DLQ blocks; off the async workers.
+    let letters = {
+        let (kafka, names, channel) = (kafka.clone(), names.clone(), channel.clone());
+        tokio::task::spawn_blocking(move || list(&kafka, &names, &channel))
+            .await
+            .map_err(|e| KafkaError::Invalid(format!("reading the dead letters: {e}")))??
+    };
+    for letter in letters {
         let Some(notification) = &letter.notification else {
             continue;
         };
