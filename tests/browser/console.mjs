@@ -1,5 +1,5 @@
 // Drives the Herald console in headless Chromium the way a developer would: sign in with an
-// app key, create a webhook subscription, send a test event to it, find that delivery in the
+// app key, create a webhook subscription, edit its filter, send a test event to it, find that delivery in the
 // log, and redrive a dead letter. Screenshots of each step go to $HERALD_SCREENSHOTS.
 //
 // Input (environment): HERALD_CONSOLE_URL (the admin service's base URL), HERALD_APP_KEY,
@@ -45,6 +45,12 @@ try {
   const row = page.locator('#subscriptions-table tr[data-id="console-sub"]');
   await row.waitFor();
   await shot("2-subscription-created");
+
+  await row.locator('button[data-action="edit"]').click();
+  await page.fill("#subscription-form [name=filter]", 'data.currency == "CNY"');
+  await page.click("#subscription-create");
+  await page.locator('#subscriptions-table tr[data-id="console-sub"]', { hasText: 'data.currency == "CNY"' }).waitFor();
+  await shot("2b-subscription-edited");
 
   await row.locator('button[data-action="test-send"]').click();
   await page.waitForFunction(() => document.querySelector("#test-result").textContent.includes("delivered"));

@@ -980,6 +980,7 @@ async fn the_console_in_a_browser_creates_tests_logs_and_redrives() {
     for step in [
         "1-signed-in",
         "2-subscription-created",
+        "2b-subscription-edited",
         "3-test-sent",
         "4-delivery-log",
         "5-dead-letters",
@@ -994,6 +995,10 @@ async fn the_console_in_a_browser_creates_tests_logs_and_redrives() {
             shot.display()
         );
     }
+    // The edit made in the browser is stored: the filter, and a new version.
+    let (_, edited) = admin.get("/v1/subscriptions/console-sub", &key).await;
+    assert_eq!(edited["filter"], "data.currency == \"CNY\"", "{edited}");
+    assert_eq!(edited["version"], 2, "{edited}");
     deliverer.stop().unwrap();
     admin.stop().await;
 }

@@ -2,7 +2,7 @@
 // authenticates every call; the API enforces what each caller may see and change.
 "use strict";
 
-const state = { caller: null, app: null, deliveriesCursor: null, letters: [] };
+const state = { caller: null, app: null, deliveriesCursor: null, letters: [], editing: null };
 
 const $ = (selector) => document.querySelector(selector);
 const text = (value) => (value === null || value === undefined ? "" : String(value));
@@ -95,6 +95,18 @@ async function loadSubscriptions() {
       box.hidden = false;
       box.textContent = "Test send to " + sub.destination.address + ": " + result.outcome +
         (result.response_code ? " (HTTP " + result.response_code + ")" : "") + (result.error ? " — " + result.error : "");
+    });
+    button("Edit", async () => {
+      const form = $("#subscription-form");
+      form.subscription_id.value = sub.subscription_id;
+      form.subscription_id.readOnly = true;
+      form.event_types.value = sub.event_types.join(", ");
+      form.channel.value = sub.channel;
+      form.address.value = sub.destination.address;
+      form.filter.value = sub.filter || "";
+      state.editing = sub;
+      $("#subscription-create").textContent = "Save";
+      form.scrollIntoView();
     });
     button(sub.enabled ? "Disable" : "Enable", async () => {
       await api("POST", "/v1/subscriptions/" + encodeURIComponent(sub.subscription_id) + (sub.enabled ? "/disable" : "/enable"), {});
@@ -236,7 +248,22 @@ $("#subscription-form").onsubmit = async (event) => {
   if (state.caller === "operator") body.app_id = state.app;
   $("#subscription-error").textContent = "";
   try {
-    await api("POST", "/v1/subscriptions", body);
+    if (state.editing) {
+      // A replacement keeps what the form does not show (transform, retries, ordering, …).
+      const kept = state.editing;
+      for (const field of ["tenant_scope", "transform", "retry_schedule_ms", "ordering", "digest", "enabled"]) {
+        if (kept[field] !== null && kept[field] !== undefined) body[field] = kept[field];
+      }
+      body.destination = { ...kept.destination, address: body.destination.address };
+      body.app_id = kept.app_id;
+      if (!form.get("filter")) delete body.filter;
+      await api("PUT", "/v1/subscriptions/" + encodeURIComponent(kept.subscription_id), body);
+    } else {
+      await api("POST", "/v1/subscriptions", body);
+    }
+    state.editing = null;
+    event.target.subscription_id.readOnly = false;
+    $("#subscription-create").textContent = "Create";
     event.target.reset();
     await loadSubscriptions();
   } catch (e) {
