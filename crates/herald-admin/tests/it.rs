@@ -146,6 +146,20 @@ impl Admin {
     }
 }
 
+/// Registers `order.paid` under its record name, the subject the admin's ingest uses here.
+async fn register_order_paid() {
+    let registry = herald_contract::RegistryClient::new(&herald_contract::RegistryConfig::new(
+        test_registry(),
+    ))
+    .unwrap();
+    let catalog = herald_contract::Catalog::load_dir(&schemas_dir()).unwrap();
+    let paid = catalog.by_event_type("order.paid").unwrap();
+    registry
+        .register(&paid.full_name, &paid.text)
+        .await
+        .unwrap();
+}
+
 fn ids(page: &Value, field: &str) -> Vec<String> {
     page["data"]
         .as_array()
@@ -698,16 +712,7 @@ async fn the_delivery_log_filters_and_pages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_validates_encodes_and_produces_once_per_idempotency_key() {
     let admin = Admin::start("admin-ingest").await;
-    let registry = herald_contract::RegistryClient::new(&herald_contract::RegistryConfig::new(
-        test_registry(),
-    ))
-    .unwrap();
-    let catalog = herald_contract::Catalog::load_dir(&schemas_dir()).unwrap();
-    let paid = catalog.by_event_type("order.paid").unwrap();
-    registry
-        .register(&paid.full_name, &paid.text)
-        .await
-        .unwrap();
+    register_order_paid().await;
     let topic = admin.kafka.create_topic("events", 1).await;
     let (status, types) = admin.get("/v1/event-types", OPERATOR).await;
     assert_eq!(status, 200);
@@ -1058,16 +1063,7 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_routes_a_window_again_for_one_subscription() {
     let admin = Admin::start("admin-replay").await;
-    let registry = herald_contract::RegistryClient::new(&herald_contract::RegistryConfig::new(
-        test_registry(),
-    ))
-    .unwrap();
-    let catalog = herald_contract::Catalog::load_dir(&schemas_dir()).unwrap();
-    let paid = catalog.by_event_type("order.paid").unwrap();
-    registry
-        .register(&paid.full_name, &paid.text)
-        .await
-        .unwrap();
+    register_order_paid().await;
     // An event topic outside Herald's prefix, as upstream topics are.
     let topic = format!("events.{}", admin.kafka.prefix());
     admin
