@@ -107,6 +107,26 @@ impl Admin {
         self.call(Method::POST, path, Some(key), Some(body)).await
     }
 
+    /// Writes attempt records to `herald.attempts`, as the delivery services do.
+    fn put_attempts(&self, attempts: &[DeliveryAttempt]) {
+        let codec = RecordCodec::builtin("dev.herald.DeliveryAttempt");
+        let records: Vec<(Vec<u8>, Vec<u8>)> = attempts
+            .iter()
+            .map(|a| {
+                (
+                    a.notification_id.clone().into_bytes(),
+                    codec.encode(a).unwrap(),
+                )
+            })
+            .collect();
+        self.kafka.produce_bytes(
+            &self.names.attempts(),
+            records
+                .iter()
+                .map(|(k, v)| (k.as_slice(), Some(v.as_slice()), &[][..])),
+        );
+    }
+
     /// Creates an app as the operator; returns its API key.
     async fn app(&self, id: &str) -> String {
         let (status, created) = self
@@ -458,27 +478,15 @@ async fn every_route_keeps_app_b_away_from_app_a() {
         .subscription(&key_b, "sub-b", "https://example.com/b")
         .await;
     // Delivery log and dead letters of both apps.
-    let codec = RecordCodec::builtin("dev.herald.DeliveryAttempt");
-    let attempts: Vec<(Vec<u8>, Vec<u8>)> = (0..4)
+    let attempts: Vec<DeliveryAttempt> = (0..4)
         .flat_map(|n| {
             [
                 attempt(n, "a", "sub-a", AttemptStatus::Succeeded),
                 attempt(n, "b", "sub-b", AttemptStatus::DeadLettered),
             ]
         })
-        .map(|a| {
-            (
-                a.notification_id.clone().into_bytes(),
-                codec.encode(&a).unwrap(),
-            )
-        })
         .collect();
-    admin.kafka.produce_bytes(
-        &admin.names.attempts(),
-        attempts
-            .iter()
-            .map(|(k, v)| (k.as_slice(), Some(v.as_slice()), &[][..])),
-    );
+    admin.put_attempts(&attempts);
     let webhook = ChannelName::parse("webhook").unwrap();
     let dlq = admin.names.notify_dlq(&webhook);
     assert_eq!(admin.kafka.create_topic("notify.webhook.dlq", 1).await, dlq);
@@ -653,27 +661,17 @@ async fn every_route_keeps_app_b_away_from_app_a() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_delivery_log_filters_and_pages() {
     let admin = Admin::start("admin-log").await;
-    let codec = RecordCodec::builtin("dev.herald.DeliveryAttempt");
-    let attempts: Vec<(Vec<u8>, Vec<u8>)> = (0..30)
+    let attempts: Vec<DeliveryAttempt> = (0..30)
         .map(|n| {
             let status = if n % 3 == 0 {
                 AttemptStatus::RetryScheduled
             } else {
                 AttemptStatus::Succeeded
             };
-            let a = attempt(n, "a", if n < 10 { "s1" } else { "s2" }, status);
-            (
-                a.notification_id.clone().into_bytes(),
-                codec.encode(&a).unwrap(),
-            )
+            attempt(n, "a", if n < 10 { "s1" } else { "s2" }, status)
         })
         .collect();
-    admin.kafka.produce_bytes(
-        &admin.names.attempts(),
-        attempts
-            .iter()
-            .map(|(k, v)| (k.as_slice(), Some(v.as_slice()), &[][..])),
-    );
+    admin.put_attempts(&attempts);
     admin
         .poll("/v1/deliveries?limit=1000", OPERATOR, |v| {
             v["data"].as_array().unwrap().len() == 30

@@ -1,13 +1,10 @@
 //! `herald admin`: the admin API (and console) until SIGINT or SIGTERM.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use herald_admin::AdminConfig;
 use herald_deliver::secrets::MasterKey;
-use herald_kafka::KafkaConfig;
 
 use crate::schemas::Strategy;
 
@@ -51,7 +48,6 @@ pub(crate) fn run(args: AdminArgs, runtime: &tokio::runtime::Runtime) -> anyhow:
     }
     let key = MasterKey::parse(&args.master_key).map_err(anyhow::Error::msg)?;
     let mut config = AdminConfig::new(&args.endpoints.brokers, key, args.operator_token);
-    config.kafka = KafkaConfig::new(&args.endpoints.brokers);
     config.topic_prefix = args.prefix;
     config.listen = args.listen;
     config.registry = Some(args.endpoints.registry);
@@ -60,12 +56,7 @@ pub(crate) fn run(args: AdminArgs, runtime: &tokio::runtime::Runtime) -> anyhow:
     config.database = args.database;
     config.log_retention = Duration::from_secs(args.log_retention_hours * 3600);
     config.webhook.allow_networks = args.allow_networks;
-    let stop = Arc::new(AtomicBool::new(false));
-    let signal_stop = stop.clone();
-    runtime.spawn(async move {
-        crate::shutdown_signal().await;
-        signal_stop.store(true, Ordering::SeqCst);
-    });
+    let stop = crate::stop_on_signal(runtime, None);
     runtime.block_on(async move {
         let (bound, address) = tokio::sync::oneshot::channel();
         let server = tokio::spawn(herald_admin::serve(config, stop, bound));

@@ -1,9 +1,6 @@
 //! `herald deliver`: runs a channel's delivery service until SIGINT or SIGTERM, and
 //! `herald dlq list | redrive`: looks at and redrives its dead letters.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use anyhow::Context;
 use herald_core::topics::{ChannelName, TopicNames};
 use herald_deliver::channels::email::SmtpSecurity;
@@ -218,13 +215,7 @@ pub(crate) fn run(args: DeliverArgs, runtime: &tokio::runtime::Runtime) -> anyho
     if let Some(address) = args.metrics_addr {
         crate::metrics_server::serve(runtime, address, deliverer.metrics_registry().clone())?;
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let signal_stop = stop.clone();
-    runtime.spawn(async move {
-        crate::shutdown_signal().await;
-        tracing::info!("stopping: draining attempts in flight");
-        signal_stop.store(true, Ordering::SeqCst);
-    });
+    let stop = crate::stop_on_signal(runtime, Some("stopping: draining attempts in flight"));
     eprintln!(
         "herald deliver --channel {}: running (Ctrl-C to stop)",
         args.channel

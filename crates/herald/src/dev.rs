@@ -172,7 +172,6 @@ pub(crate) fn run(args: DevArgs, runtime: &tokio::runtime::Runtime) -> anyhow::R
 
     // The admin API and console.
     let mut admin = AdminConfig::new(&brokers, master_key.clone(), operator_token.clone());
-    admin.kafka = kafka.clone();
     admin.topic_prefix = args.prefix.clone();
     admin.listen = args.listen;
     admin.registry = args.registry.clone();

@@ -1,7 +1,5 @@
 //! `herald inbox`: the pull inbox's HTTP API until SIGINT or SIGTERM.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use herald_deliver::inbox::{self, InboxConfig};
@@ -27,12 +25,7 @@ pub(crate) fn run(args: InboxArgs, runtime: &tokio::runtime::Runtime) -> anyhow:
     config.listen = args.listen;
     config.visibility_timeout = Duration::from_millis(args.visibility_timeout_ms);
     config.partitions = args.partitions;
-    let stop = Arc::new(AtomicBool::new(false));
-    let signal_stop = stop.clone();
-    runtime.spawn(async move {
-        crate::shutdown_signal().await;
-        signal_stop.store(true, Ordering::SeqCst);
-    });
+    let stop = crate::stop_on_signal(runtime, None);
     runtime.block_on(async move {
         let (bound, address) = tokio::sync::oneshot::channel();
         let server = tokio::spawn(inbox::serve(config, stop, bound));

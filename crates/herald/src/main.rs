@@ -225,6 +225,24 @@ fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// A stop flag set when SIGINT or SIGTERM arrives (logging `message` then, if given): what
+/// every long-running command hands its service.
+pub(crate) fn stop_on_signal(
+    runtime: &tokio::runtime::Runtime,
+    message: Option<&'static str>,
+) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let signalled = stop.clone();
+    runtime.spawn(async move {
+        shutdown_signal().await;
+        if let Some(message) = message {
+            tracing::info!("{message}");
+        }
+        signalled.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    stop
+}
+
 /// Resolves on SIGINT or SIGTERM, the signals that ask a service to drain and stop.
 pub(crate) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();

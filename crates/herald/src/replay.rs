@@ -4,8 +4,6 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -120,12 +118,7 @@ pub(crate) fn run(args: ReplayArgs, runtime: &tokio::runtime::Runtime) -> anyhow
         types: args.event_type,
         filter: args.filter,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let signal_stop = stop.clone();
-    runtime.spawn(async move {
-        crate::shutdown_signal().await;
-        signal_stop.store(true, Ordering::SeqCst);
-    });
+    let stop = crate::stop_on_signal(runtime, None);
     let mut progress = Progress::new();
     let handle = runtime.handle().clone();
     if let Some(path) = args.target.out {

@@ -1,8 +1,6 @@
 //! `herald router`: runs the router until SIGINT or SIGTERM.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use herald_router::{Router, RouterConfig};
@@ -58,13 +56,10 @@ pub(crate) fn run(args: RouterArgs, runtime: &tokio::runtime::Runtime) -> anyhow
     if let Some(address) = args.metrics_addr {
         crate::metrics_server::serve(runtime, address, router.metrics_registry().clone())?;
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let signal_stop = stop.clone();
-    runtime.spawn(async move {
-        crate::shutdown_signal().await;
-        tracing::info!("stopping: finishing the transaction in flight");
-        signal_stop.store(true, Ordering::SeqCst);
-    });
+    let stop = crate::stop_on_signal(
+        runtime,
+        Some("stopping: finishing the transaction in flight"),
+    );
     let handle = runtime.handle().clone();
     eprintln!("herald router: running (Ctrl-C to stop)");
     router
