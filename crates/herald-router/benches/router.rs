@@ -10,7 +10,7 @@
 //!
 //! Run: `scripts/services up && cargo bench -p herald-router --bench router`
 //! (`HERALD_BENCH_EVENTS`, default 200000; `HERALD_BROKERS`, default 127.0.0.1:9092).
-//! Prints a table and writes `target/bench/router.json`.
+//! Prints a table and writes `target/bench/router.{json,md}` and `router-rates.svg`.
 
 /// The allocator the herald binary uses, so the figures are the product's.
 #[global_allocator]
@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use herald_bench::{Report, thousands};
 use herald_core::topics::TopicNames;
 use herald_kafka::testkit::{ReadRecord, TestKafka};
 use herald_kafka::{BatchOutcome, BatchProcessor, OutRecord, Pipeline, PipelineConfig};
@@ -178,51 +179,69 @@ fn main() {
     router.stop().expect("router stops");
 
     let ratio = routed.per_second() / raw.per_second();
-    println!();
-    println!(
-        "router benchmark: {total} events ({mean_bytes:.0} B single-object Avro, {PARTITIONS} partitions), {SUBSCRIPTIONS} subscriptions over {TENANTS} tenants, CEL filters on all"
-    );
-    println!(
-        "{:<28} {:>10} {:>9} {:>12}",
-        "stage", "events", "seconds", "events/s"
-    );
-    println!(
-        "{:<28} {:>10} {:>9.2} {:>12.0}",
-        "transactional passthrough",
-        raw.events,
-        raw.seconds,
-        raw.per_second()
-    );
-    println!(
-        "{:<28} {:>10} {:>9.2} {:>12.0}",
+    let mut report = Report::new(
         "router",
-        routed.events,
-        routed.seconds,
-        routed.per_second()
+        &format!(
+            "Router vs transactional passthrough: {} events ({mean_bytes:.0} B single-object Avro, {PARTITIONS} partitions), {} subscriptions over {TENANTS} tenants, CEL filters on all, one process run",
+            thousands(total as i64),
+            thousands(SUBSCRIPTIONS as i64)
+        ),
     );
-    println!(
-        "ratio router / passthrough: {ratio:.2}  (target >= 0.70; router target >= 50000 events/s)"
+    report.row(
+        "transactional passthrough (events/s)",
+        format!(
+            "{} ({:.2} s)",
+            thousands(raw.per_second() as i64),
+            raw.seconds
+        ),
+        "",
     );
-    println!(
-        "notifications written: {notifications:.0} ({:.2} per event; oracle on the first 10,000: {fan_out:.2})",
-        notifications / total as f64
+    report.row(
+        "router (events/s)",
+        format!(
+            "{} ({:.2} s)",
+            thousands(routed.per_second() as i64),
+            routed.seconds
+        ),
+        ">= 50,000",
     );
-    let json = serde_json::json!({
-        "events": total,
-        "subscriptions": SUBSCRIPTIONS,
-        "tenants": TENANTS,
-        "partitions": PARTITIONS,
-        "passthrough_events_per_second": raw.per_second(),
-        "router_events_per_second": routed.per_second(),
-        "ratio": ratio,
-        "notifications": notifications,
-        "fan_out_per_event": fan_out,
-    });
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
-    std::fs::create_dir_all(&dir).expect("target/bench");
-    std::fs::write(
-        dir.join("router.json"),
-        serde_json::to_string_pretty(&json).expect("json") + "\n",
-    )
-    .expect("writing router.json");
+    report.row(
+        "ratio router / passthrough",
+        format!("{ratio:.2}"),
+        ">= 0.70",
+    );
+    report.row(
+        "notifications written (per event)",
+        format!(
+            "{} ({:.2}; oracle on the first 10,000: {fan_out:.2})",
+            thousands(notifications as i64),
+            notifications / total as f64
+        ),
+        "",
+    );
+    report.bars(
+        "rates",
+        &format!("Events/s in one run (ratio {ratio:.2})"),
+        "events/s",
+        &[
+            ("transactional passthrough".to_owned(), raw.per_second()),
+            ("router".to_owned(), routed.per_second()),
+        ],
+    );
+    report.field("events", serde_json::json!(total));
+    report.field("subscriptions", serde_json::json!(SUBSCRIPTIONS));
+    report.field("tenants", serde_json::json!(TENANTS));
+    report.field("partitions", serde_json::json!(PARTITIONS));
+    report.field(
+        "passthrough_events_per_second",
+        serde_json::json!(raw.per_second()),
+    );
+    report.field(
+        "router_events_per_second",
+        serde_json::json!(routed.per_second()),
+    );
+    report.field("ratio", serde_json::json!(ratio));
+    report.field("notifications", serde_json::json!(notifications));
+    report.field("fan_out_per_event", serde_json::json!(fan_out));
+    report.finish();
 }

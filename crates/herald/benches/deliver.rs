@@ -9,8 +9,8 @@
 //!    healthy and once with one endpoint that never answers; prints the healthy endpoints'
 //!    end-to-end p99 (produce → received) in both runs and their ratio, in one process run.
 //!
-//! Run: `scripts/services up && cargo bench -p herald --bench deliver`. Prints a table and
-//! writes `target/bench/deliver.json`.
+//! Run: `scripts/bench deliver`, or `scripts/services up && cargo bench -p herald --bench
+//! deliver`. Prints a table and writes `target/bench/deliver.{json,md}` and `deliver-hung.svg`.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use herald_bench::{Report, percentile, rss_mib, thousands};
 use herald_contract::RecordCodec;
 use herald_contract::records::encode_notification;
 use herald_core::Subscription;
@@ -103,27 +104,6 @@ fn stop_service(mut child: Child) {
         .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
-}
-
-/// `VmRSS` and `VmHWM` (peak) of a process, in MiB.
-fn rss_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 async fn setup(test: &str) -> (TestKafka, TopicNames, Vec<Subscription>, String, Arc<Seen>) {
@@ -320,28 +300,42 @@ fn main() {
         let (hung_p50, hung_p99) = steady(true, rate, 20).await;
         let (per_sec, p50, p99, rss) = throughput(total).await;
         let ratio = hung_p99 / healthy_p99;
-        println!("\nherald deliver (release), real broker, local keep-alive receiver, {ENDPOINTS} endpoints");
-        println!("| measure | value | target |");
-        println!("|---|---|---|");
-        println!("| backlog drained | {total} notifications | |");
-        println!("| deliveries/s | {per_sec:.0} | >= 10,000 |");
-        println!("| attempt latency p50 / p99 (ms, 50,000-attempt sample) | {p50} / {p99} | |");
-        println!("| peak RSS of herald deliver (MiB) | {rss:.0} | <= 200 |");
-        println!("| healthy end-to-end p50 / p99 at {rate}/s, all healthy (ms) | {healthy_p50:.1} / {healthy_p99:.1} | |");
-        println!("| healthy end-to-end p50 / p99 at {rate}/s, one endpoint hung (ms) | {hung_p50:.1} / {hung_p99:.1} | |");
-        println!("| p99 ratio hung / healthy | {ratio:.2} | < 2 |");
-        let json = serde_json::json!({
-            "notifications": total,
-            "deliveries_per_second": per_sec,
-            "attempt_latency_ms": {"p50": p50, "p99": p99},
-            "peak_rss_mib": rss,
-            "steady_rate_per_second": rate,
-            "healthy_only": {"p50_ms": healthy_p50, "p99_ms": healthy_p99},
-            "with_hung_endpoint": {"p50_ms": hung_p50, "p99_ms": hung_p99},
-            "p99_ratio": ratio,
-        });
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("deliver.json"), serde_json::to_string_pretty(&json).unwrap()).unwrap();
+        let mut report = Report::new(
+            "deliver",
+            &format!("herald deliver (release), real broker, local keep-alive receiver, {ENDPOINTS} endpoints"),
+        );
+        report.row("backlog drained", format!("{} notifications", thousands(total as i64)), "");
+        report.row("deliveries/s", thousands(per_sec as i64), ">= 10,000");
+        report.row("attempt latency p50 / p99 (ms, 50,000-attempt sample)", format!("{p50} / {p99}"), "");
+        report.row("peak RSS of herald deliver (MiB)", format!("{rss:.0}"), "<= 200");
+        report.row(
+            format!("healthy end-to-end p50 / p99 at {rate}/s, all healthy (ms)"),
+            format!("{healthy_p50:.1} / {healthy_p99:.1}"),
+            "",
+        );
+        report.row(
+            format!("healthy end-to-end p50 / p99 at {rate}/s, one endpoint hung (ms)"),
+            format!("{hung_p50:.1} / {hung_p99:.1}"),
+            "",
+        );
+        report.row("p99 ratio hung / healthy", format!("{ratio:.2}"), "< 2");
+        report.bars(
+            "hung",
+            &format!("Healthy endpoints' p99 at {rate}/s (ratio {ratio:.2})"),
+            "ms",
+            &[
+                ("100 healthy".to_owned(), healthy_p99),
+                ("99 healthy + 1 hung".to_owned(), hung_p99),
+            ],
+        );
+        report.field("notifications", serde_json::json!(total));
+        report.field("deliveries_per_second", serde_json::json!(per_sec));
+        report.field("attempt_latency_ms", serde_json::json!({"p50": p50, "p99": p99}));
+        report.field("peak_rss_mib", serde_json::json!(rss));
+        report.field("steady_rate_per_second", serde_json::json!(rate));
+        report.field("healthy_only", serde_json::json!({"p50_ms": healthy_p50, "p99_ms": healthy_p99}));
+        report.field("with_hung_endpoint", serde_json::json!({"p50_ms": hung_p50, "p99_ms": hung_p99}));
+        report.field("p99_ratio", serde_json::json!(ratio));
+        report.finish();
     });
 }

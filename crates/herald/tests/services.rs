@@ -341,22 +341,34 @@ async fn every_service_serves_its_metrics_and_stops_cleanly_on_sigterm() {
             "inbox" => inbox_port,
             _ => admin_port,
         };
-        let text = http
-            .get(format!("http://127.0.0.1:{port}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        // Some series appear only once first set (consumer lag comes with the consumer's
+        // periodic statistics), so scrape until every documented one is there or 20 s pass.
+        let has = |text: &str, name: &str| {
+            text.lines()
+                .any(|l| l.starts_with(name) && !l.starts_with('#'))
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let text = loop {
+            let text = http
+                .get(format!("http://127.0.0.1:{port}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if names.iter().all(|name| has(&text, name)) || std::time::Instant::now() > deadline {
+                break text;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
         for name in *names {
             assert!(
                 readme.contains(&format!("`{name}`")),
                 "{name} is not documented in the README"
             );
             assert!(
-                text.lines()
-                    .any(|l| l.starts_with(name) && !l.starts_with('#')),
+                has(&text, name),
                 "herald {service} /metrics lacks {name}:\n{text}"
             );
         }

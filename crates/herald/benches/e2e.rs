@@ -1,0 +1,231 @@
+//! End to end, as platform teams run Herald: the real `herald router` and `herald deliver`
+//! processes (release build) on the real broker, events produced by an upstream producer and
+//! received by a local keep-alive webhook receiver.
+//!
+//! 1. **Latency at fixed rates** (`HERALD_BENCH_RATES`, default 1000,5000,10000 events/s, each
+//!    for `HERALD_BENCH_SECONDS`, default 20 s): the time from handing an event to the
+//!    producer to the receiver getting its webhook, p50 / p99 / p99.9 over every notification.
+//! 2. **Router memory with a backlog**: `HERALD_BENCH_BACKLOG` (default 1,000,000) events are
+//!    produced first, then the router drains them; prints its peak RSS and drain rate. (The
+//!    delivery worker's RSS with a 1,000,000-notification backlog is the `deliver` benchmark's.)
+//!
+//! Run: `scripts/bench e2e`, or `scripts/services up && eval "$(scripts/services env)" &&
+//! cargo bench -p herald --bench e2e`. Writes `target/bench/e2e.{json,md}` and
+//! `e2e-latency.svg`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Rig;
+use herald_bench::{Report, percentile, thousands};
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Latency {
+    rate: f64,
+    notifications: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+    max_ms: f64,
+}
+
+async fn latency_at(rate: f64, seconds: u64) -> Latency {
+    let rig = Rig::new(&format!("e2e-{rate}")).await;
+    let events = common::events(&format!("r{rate}"), (rate * seconds as f64) as usize);
+    let expected = rig.expected(&events);
+    rig.sink.measure_latency(expected.clone(), events.len());
+    let mut router = rig.router(0);
+    let mut workers = [rig.deliver(0), rig.deliver(1)];
+    router.start();
+    for worker in &mut workers {
+        worker.start();
+    }
+    // Both groups joined and the subscriptions loaded: a warm-up event goes through first.
+    let warmup = vec![herald_router::testkit::event(&format!("warm{rate}"), 1)];
+    common::produce(rig.kafka.config(), &rig.events_topic, &warmup, None, None);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rig.sink.unique() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        rig.sink.unique() > 0,
+        "the warm-up event never arrived (logs: {})",
+        rig.logs.display()
+    );
+    rig.sink.reset();
+    let clock = rig.sink.send_clock();
+    let config = rig.kafka.config().clone();
+    let topic = rig.events_topic.clone();
+    let failed = tokio::task::spawn_blocking(move || {
+        common::produce(&config, &topic, &events, Some(rate), Some(&clock))
+    })
+    .await
+    .expect("the producer");
+    assert_eq!(failed, 0, "{failed} events not acknowledged");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while rig.sink.unique() < expected.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    router.stop();
+    for worker in &mut workers {
+        worker.stop();
+    }
+    let mut latencies = rig.sink.with_tally(|t| t.latencies_us.clone());
+    assert!(
+        latencies.len() >= expected.len(),
+        "only {} of {} notifications arrived at {rate}/s (logs: {})",
+        latencies.len(),
+        expected.len(),
+        rig.logs.display()
+    );
+    latencies.sort_unstable();
+    let ms = |p: f64| percentile(&latencies, p) as f64 / 1000.0;
+    Latency {
+        rate,
+        notifications: latencies.len(),
+        p50_ms: ms(0.5),
+        p99_ms: ms(0.99),
+        p999_ms: ms(0.999),
+        max_ms: ms(1.0),
+    }
+}
+
+/// Router peak RSS (MiB) and drain rate (events/s) with `backlog` events waiting.
+async fn router_backlog(backlog: usize) -> (f64, f64) {
+    let rig = Rig::new("e2e-backlog").await;
+    let events = common::events("backlog", backlog);
+    let produced_in = Instant::now();
+    let config = rig.kafka.config().clone();
+    let topic = rig.events_topic.clone();
+    let failed =
+        tokio::task::spawn_blocking(move || common::produce(&config, &topic, &events, None, None))
+            .await
+            .expect("the producer");
+    assert_eq!(failed, 0, "{failed} events not acknowledged");
+    eprintln!(
+        "backlog of {backlog} events produced in {:?}",
+        produced_in.elapsed()
+    );
+    let mut router = rig.router(0);
+    router.start();
+    let started = Instant::now();
+    let group = rig.names.router_group();
+    let deadline = started + Duration::from_secs(900);
+    let mut first_progress = None;
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        router.sample_rss();
+        let done: i64 = tokio::task::block_in_place(|| rig.committed(&group, &rig.events_topic))
+            .iter()
+            .sum();
+        if done > 0 && first_progress.is_none() {
+            first_progress = Some(Instant::now());
+        }
+        if done as usize >= backlog {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the router drained {done} of {backlog} in 15 minutes"
+        );
+    }
+    let elapsed = first_progress.unwrap_or(started).elapsed().as_secs_f64();
+    router.sample_rss();
+    let peak = router.peak_rss_mib;
+    router.stop();
+    (peak, backlog as f64 / elapsed)
+}
+
+fn main() {
+    let rates: Vec<f64> = std::env::var("HERALD_BENCH_RATES")
+        .unwrap_or_else(|_| "1000,5000,10000".to_owned())
+        .split(',')
+        .filter_map(|r| r.trim().parse().ok())
+        .collect();
+    let seconds: u64 = env_or("HERALD_BENCH_SECONDS", 20);
+    let backlog: usize = env_or("HERALD_BENCH_BACKLOG", 1_000_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (latencies, (rss, drain)) = runtime.block_on(async {
+        let mut latencies = Vec::new();
+        for rate in &rates {
+            let l = latency_at(*rate, seconds).await;
+            eprintln!(
+                "{} events/s: p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms",
+                l.rate, l.p50_ms, l.p99_ms, l.p999_ms
+            );
+            latencies.push(l);
+        }
+        (latencies, router_backlog(backlog).await)
+    });
+
+    let mut report = Report::new(
+        "e2e",
+        "End to end: producer → herald router → herald deliver (2 workers) → local webhook receiver, real broker",
+    );
+    for l in &latencies {
+        report.row(
+            format!(
+                "latency at {} events/s, {} notifications: p50 / p99 / p99.9 / max (ms)",
+                thousands(l.rate as i64),
+                thousands(l.notifications as i64)
+            ),
+            format!(
+                "{:.1} / {:.1} / {:.1} / {:.1}",
+                l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms
+            ),
+            "",
+        );
+    }
+    report.row(
+        format!(
+            "herald router peak RSS draining a {} event backlog (MiB)",
+            thousands(backlog as i64)
+        ),
+        format!("{rss:.0}"),
+        "",
+    );
+    report.row(
+        "herald router drain rate (events/s)",
+        thousands(drain as i64),
+        "",
+    );
+    let point = |f: fn(&Latency) -> f64| -> Vec<(f64, f64)> {
+        latencies.iter().map(|l| (l.rate, f(l))).collect()
+    };
+    report.lines(
+        "latency",
+        "End-to-end latency by event rate",
+        ("events/s", "ms"),
+        &[
+            ("p50".to_owned(), point(|l| l.p50_ms)),
+            ("p99".to_owned(), point(|l| l.p99_ms)),
+            ("p99.9".to_owned(), point(|l| l.p999_ms)),
+        ],
+    );
+    report.field(
+        "latency",
+        serde_json::json!(latencies
+            .iter()
+            .map(|l| serde_json::json!({
+                "rate_per_second": l.rate, "notifications": l.notifications,
+                "p50_ms": l.p50_ms, "p99_ms": l.p99_ms, "p999_ms": l.p999_ms, "max_ms": l.max_ms,
+            }))
+            .collect::<Vec<_>>()),
+    );
+    report.field(
+        "router_backlog",
+        serde_json::json!({"events": backlog, "peak_rss_mib": rss, "events_per_second": drain}),
+    );
+    report.finish();
+}
