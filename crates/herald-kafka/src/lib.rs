@@ -31,6 +31,7 @@ pub mod reader;
 pub mod testkit;
 pub mod tracker;
 pub mod transaction;
+pub mod watchdog;
 pub mod window;
 pub mod worker;
 

@@ -14,10 +14,14 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::watchdog::{Watchdog, exit_stuck};
 use crate::{KafkaConfig, KafkaError};
 
-/// How long a blocking transactional call may take before it counts as failed.
-pub(crate) const TXN_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a blocking transactional call may take before it counts as failed: the
+/// transaction timeout of the pipelines and workers. A call waits this long only when the
+/// broker is gone (commits take milliseconds); longer waits stacked up behind one another and
+/// kept a router idle for 20 s after a restarted broker was back (the chaos benchmark).
+pub(crate) const TXN_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A record to write in the current transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +56,8 @@ pub(crate) struct Transactor {
     transactional_id: String,
     transaction_timeout: Duration,
     producer: BaseProducer,
+    /// Ends the process when a commit hangs past every timeout (see [`crate::watchdog`]).
+    watchdog: Watchdog,
 }
 
 impl Transactor {
@@ -68,6 +74,13 @@ impl Transactor {
             transactional_id: transactional_id.to_owned(),
             transaction_timeout,
             producer,
+            // A commit makes at most four blocking calls of TXN_CALL_TIMEOUT each.
+            watchdog: Watchdog::spawn(
+                transactional_id,
+                TXN_CALL_TIMEOUT * 6,
+                Duration::from_secs(1),
+                exit_stuck(format!("the transaction of {transactional_id}")),
+            ),
         })
     }
 
@@ -82,6 +95,20 @@ impl Transactor {
         records: usize,
     ) -> Result<CommitStats, String> {
         let started = Instant::now();
+        self.watchdog.begin();
+        let result = self.commit_or_recover(outputs, offsets, group, records, started);
+        self.watchdog.end();
+        result
+    }
+
+    fn commit_or_recover(
+        &mut self,
+        outputs: &[OutRecord],
+        offsets: &NextOffsets,
+        group: Option<&ConsumerGroupMetadata>,
+        records: usize,
+        started: Instant,
+    ) -> Result<CommitStats, String> {
         match self.try_commit(outputs, offsets, group) {
             Ok(()) => Ok(CommitStats {
                 records,
@@ -91,10 +118,13 @@ impl Transactor {
             Err(e) => {
                 let reason = e.to_string();
                 let fatal = matches!(&e, RdKafkaError::Transaction(t) if t.is_fatal());
+                // Recreating waits for the broker as long as it takes: not a hang.
                 if fatal {
+                    self.watchdog.end();
                     self.recreate();
                 } else if let Err(abort) = self.producer.abort_transaction(TXN_CALL_TIMEOUT) {
                     tracing::warn!(error = %abort, "abort failed; recreating the producer");
+                    self.watchdog.end();
                     self.recreate();
                 }
                 Err(reason)

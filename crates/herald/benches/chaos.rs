@@ -65,10 +65,10 @@ struct Fault {
     recovery_s: Option<f64>,
 }
 
-/// A recovery being timed: the fault's index, when it was repaired, and, for a restarted
-/// process, its name and its group's committed and end offsets at the restart (see
-/// [`moved_on`]); without one, the first new delivery after the repair.
-type Watch = (usize, Instant, Option<(String, Vec<(i64, i64)>)>);
+/// A recovery being timed: the fault's index, when it was repaired, and the services that must
+/// make progress again, each with its group's committed and end offsets at the repair (see
+/// [`moved_on`]); with none, the first new delivery after the repair counts.
+type Watch = (usize, Instant, Vec<(String, Vec<(i64, i64)>)>);
 
 #[derive(Debug, serde::Serialize)]
 struct RunResult {
@@ -164,7 +164,16 @@ fn input_of(rig: &Rig, service: &str) -> (String, String) {
 fn progress(rig: &Rig, service: &str) -> Vec<(i64, i64)> {
     let (group, topic) = input_of(rig, service);
     tokio::task::block_in_place(|| {
-        let committed = rig.committed(&group, &topic);
+        // Right after a broker restart the group coordinator may not answer yet: ask again,
+        // since an empty baseline would pass for a recovered one.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let committed = loop {
+            let committed = rig.committed(&group, &topic);
+            if committed.len() == common::PARTITIONS as usize || Instant::now() > deadline {
+                break committed;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
         let ends = rig.end_offsets(&topic);
         committed.into_iter().zip(ends).collect()
     })
@@ -174,7 +183,8 @@ fn progress(rig: &Rig, service: &str) -> Vec<(i64, i64)> {
 fn moved_on(rig: &Rig, service: &str, baseline: &[(i64, i64)]) -> bool {
     let (group, topic) = input_of(rig, service);
     let now = tokio::task::block_in_place(|| rig.committed(&group, &topic));
-    now.len() == baseline.len()
+    !baseline.is_empty()
+        && now.len() == baseline.len()
         && now
             .iter()
             .zip(baseline)
@@ -219,6 +229,7 @@ async fn run(kind: Kind, total: usize, seed: u64) -> RunResult {
     for service in &mut services {
         service.start();
     }
+    rig.settle(&services.iter().collect::<Vec<_>>()).await;
     let started = Instant::now();
     eprintln!(
         "chaos {}: {total} events at {RATE}/s, {} notifications expected (logs: {})",
@@ -248,14 +259,18 @@ async fn run(kind: Kind, total: usize, seed: u64) -> RunResult {
         let delivered = rig.sink.unique();
         let done = delivered >= expected.len() && producer.is_finished();
         if let Some((index, repaired, watch)) = &watching {
-            let recovered = match watch {
-                Some((service, baseline)) => moved_on(&rig, service, baseline),
-                None => rig.sink.first_new_after(*repaired).is_some(),
+            let recovered = if watch.is_empty() {
+                rig.sink.first_new_after(*repaired).is_some()
+            } else {
+                watch
+                    .iter()
+                    .all(|(service, baseline)| moved_on(&rig, service, baseline))
             };
             if recovered || done {
-                let at = match watch {
-                    None => rig.sink.first_new_after(*repaired),
-                    Some(_) => recovered.then(Instant::now),
+                let at = if watch.is_empty() {
+                    rig.sink.first_new_after(*repaired)
+                } else {
+                    recovered.then(Instant::now)
                 };
                 faults[*index].recovery_s = at.map(|at| (at - *repaired).as_secs_f64());
                 watching = None;
@@ -298,7 +313,7 @@ async fn run(kind: Kind, total: usize, seed: u64) -> RunResult {
                 watching = Some((
                     faults.len() - 1,
                     Instant::now(),
-                    Some((service.name.clone(), baseline)),
+                    vec![(service.name.clone(), baseline)],
                 ));
                 next_fault = Instant::now() + Duration::from_millis(rng.u64(500..3000));
             }
@@ -314,7 +329,12 @@ async fn run(kind: Kind, total: usize, seed: u64) -> RunResult {
                     at_s,
                     recovery_s: None,
                 });
-                watching = Some((faults.len() - 1, Instant::now(), None));
+                // Recovered once both stages move again: the router commits past where it
+                // stood, and so do the delivery workers.
+                let watch = ["router-0", "deliver-0"]
+                    .map(|s| (s.to_owned(), progress(&rig, s)))
+                    .to_vec();
+                watching = Some((faults.len() - 1, Instant::now(), watch));
                 outage_done = true;
             }
             Kind::Receivers if !outage_done => {
@@ -328,7 +348,7 @@ async fn run(kind: Kind, total: usize, seed: u64) -> RunResult {
                     at_s,
                     recovery_s: None,
                 });
-                watching = Some((faults.len() - 1, Instant::now(), None));
+                watching = Some((faults.len() - 1, Instant::now(), Vec::new()));
                 outage_done = true;
             }
             _ => {}

@@ -108,6 +108,40 @@ impl Rig {
             .collect()
     }
 
+    /// Waits until every service has its partitions (each log shows an assignment, and a
+    /// second passed for the group's last rebalance) and a warm-up event has gone through the
+    /// whole pipeline, then forgets it: measurements start from a settled pipeline, not from
+    /// group formation (whose rebalances hand in-flight records to the next owner).
+    pub(crate) async fn settle(&self, services: &[&Service]) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !services.iter().all(|s| {
+            std::fs::read_to_string(s.log()).is_ok_and(|log| log.contains("partitions assigned"))
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "the services did not get their partitions within 60 s (logs: {})",
+                self.logs.display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let warmup = [testkit::event(
+            &format!("warmup-{}", self.kafka.prefix()),
+            1,
+        )];
+        let failed = produce(self.kafka.config(), &self.events_topic, &warmup, None, None);
+        assert_eq!(failed, 0, "the warm-up event was not acknowledged");
+        while self.sink.unique() == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the warm-up event never arrived (logs: {})",
+                self.logs.display()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.sink.reset();
+    }
+
     /// The router as a supervised process.
     pub(crate) fn router(&self, instance: usize) -> Service {
         let mut args = vec!["router".to_owned()];
@@ -166,14 +200,16 @@ impl Rig {
     }
 
     /// The last stable offset of each partition of `topic` (what a read_committed consumer can
-    /// reach); zeros where the broker does not answer.
+    /// reach); `i64::MAX` where the broker does not answer.
     pub(crate) fn end_offsets(&self, topic: &str) -> Vec<i64> {
         use herald_kafka::rdkafka::consumer::Consumer;
         (0..PARTITIONS)
             .map(|p| {
                 self.watermarks
                     .fetch_watermarks(topic, p, Duration::from_secs(5))
-                    .map_or(0, |(_, high)| high)
+                    // Unknown counts as work left, so that an unanswered query never passes
+                    // for a drained partition.
+                    .map_or(i64::MAX, |(_, high)| high)
             })
             .collect()
     }
@@ -332,6 +368,9 @@ struct SinkState {
     index: Mutex<Arc<HashMap<String, usize>>>,
     sent_us: Mutex<Arc<Vec<AtomicU64>>>,
     epoch: Instant,
+    /// The wall clock at `epoch`, in ms since the Unix epoch, to set send times against the
+    /// timestamps Herald writes.
+    epoch_wall_ms: f64,
 }
 
 #[derive(serde::Deserialize)]
@@ -400,6 +439,9 @@ impl Sink {
             index: Mutex::default(),
             sent_us: Mutex::default(),
             epoch: Instant::now(),
+            epoch_wall_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -472,6 +514,15 @@ impl Sink {
             sent_us: self.state.sent_us.lock().unwrap().clone(),
             epoch: self.state.epoch,
         }
+    }
+
+    /// When event `i` was sent, in ms since the Unix epoch (wall clock), if it was.
+    pub(crate) fn sent_wall_ms(&self, i: usize) -> Option<f64> {
+        let sent = self.state.sent_us.lock().unwrap().clone();
+        sent.get(i)
+            .map(|at| at.load(Ordering::Relaxed))
+            .filter(|at| *at > 0)
+            .map(|at| self.state.epoch_wall_ms + at as f64 / 1000.0)
     }
 
     /// Distinct `webhook-id`s received.
