@@ -37,6 +37,40 @@ struct Latency {
     /// Send → the router building the Notification.
     router_p50_ms: f64,
     router_p99_ms: f64,
+    /// The router's transactions, begin → commit: upper bounds of the histogram buckets
+    /// holding the median and the 99th percentile.
+    transaction_p50_ms: f64,
+    transaction_p99_ms: f64,
+}
+
+/// Upper bounds (ms) of the `herald_router_transaction_seconds` buckets holding the median and
+/// the 99th percentile, from the router's `/metrics`.
+async fn transaction_quantiles(port: u16) -> (f64, f64) {
+    let text = match reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("herald_router_transaction_seconds_bucket{")
+                && l.contains("outcome=\"committed\"")
+        })
+        .filter_map(|l| {
+            let (_, le) = l.split_once("le=\"")?;
+            let (le, rest) = le.split_once('"')?;
+            let count = rest.rsplit(' ').next()?.parse().ok()?;
+            Some((le.parse().unwrap_or(f64::INFINITY), count))
+        })
+        .collect();
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    let bound = |q: f64| {
+        buckets
+            .iter()
+            .find(|(_, n)| *n >= q * total && total > 0.0)
+            .map_or(f64::NAN, |(le, _)| le * 1000.0)
+    };
+    (bound(0.5), bound(0.99))
 }
 
 async fn latency_at(rate: f64, seconds: u64) -> Latency {
@@ -44,7 +78,13 @@ async fn latency_at(rate: f64, seconds: u64) -> Latency {
     let events = common::events(&format!("r{rate}"), (rate * seconds as f64) as usize);
     let expected = rig.expected(&events);
     rig.sink.measure_latency(expected.clone(), events.len());
-    let mut router = rig.router(0);
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut router = rig
+        .router(0)
+        .with_args(&["--metrics-addr", &format!("127.0.0.1:{metrics_port}")]);
     let mut workers = [rig.deliver(0), rig.deliver(1)];
     router.start();
     for worker in &mut workers {
@@ -64,6 +104,7 @@ async fn latency_at(rate: f64, seconds: u64) -> Latency {
     while rig.sink.unique() < expected.len() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let transactions = transaction_quantiles(metrics_port).await;
     router.stop();
     for worker in &mut workers {
         worker.stop();
@@ -113,6 +154,8 @@ async fn latency_at(rate: f64, seconds: u64) -> Latency {
         max_ms: ms(1.0),
         router_p50_ms: router_ms(0.5),
         router_p99_ms: router_ms(0.99),
+        transaction_p50_ms: transactions.0,
+        transaction_p99_ms: transactions.1,
     }
 }
 
@@ -213,6 +256,14 @@ fn main() {
             format!("{:.1} / {:.1}", l.router_p50_ms, l.router_p99_ms),
             "",
         );
+        report.row(
+            format!(
+                "  router transactions at {} events/s, begin → commit: p50 / p99 at most (ms)",
+                thousands(l.rate as i64)
+            ),
+            format!("{:.0} / {:.0}", l.transaction_p50_ms, l.transaction_p99_ms),
+            "",
+        );
     }
     report.row(
         format!(
@@ -248,6 +299,8 @@ fn main() {
                 "rate_per_second": l.rate, "notifications": l.notifications,
                 "p50_ms": l.p50_ms, "p99_ms": l.p99_ms, "p999_ms": l.p999_ms, "max_ms": l.max_ms,
                 "router_p50_ms": l.router_p50_ms, "router_p99_ms": l.router_p99_ms,
+                "transaction_p50_ms_at_most": l.transaction_p50_ms,
+                "transaction_p99_ms_at_most": l.transaction_p99_ms,
             }))
             .collect::<Vec<_>>()),
     );
