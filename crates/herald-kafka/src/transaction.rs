@@ -23,6 +23,10 @@ use crate::{KafkaConfig, KafkaError};
 /// kept a router idle for 20 s after a restarted broker was back (the chaos benchmark).
 pub(crate) const TXN_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long `init_transactions` may take: on a fresh cluster the first one creates and loads
+/// the transaction state topic, which takes longer than any call on a running transaction.
+const INIT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A record to write in the current transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutRecord {
@@ -242,6 +246,6 @@ fn create_producer(
         .set("compression.type", "lz4")
         .set("queue.buffering.max.messages", "1000000")
         .create()?;
-    producer.init_transactions(TXN_CALL_TIMEOUT)?;
+    producer.init_transactions(INIT_TIMEOUT)?;
     Ok(producer)
 }
