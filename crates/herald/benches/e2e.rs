@@ -37,6 +37,10 @@ struct Latency {
     /// Send → the router building the Notification.
     router_p50_ms: f64,
     router_p99_ms: f64,
+    /// Send → the broker appending the event (the events topic uses LogAppendTime): the load
+    /// generator's and the broker's part of the router's share.
+    append_p50_ms: f64,
+    append_p99_ms: f64,
     /// The router's transactions, begin → commit: upper bounds of the histogram buckets
     /// holding the median and the 99th percentile.
     transaction_p50_ms: f64,
@@ -78,6 +82,7 @@ async fn latency_at(rate: f64, seconds: u64) -> Latency {
     let events = common::events(&format!("r{rate}"), (rate * seconds as f64) as usize);
     let expected = rig.expected(&events);
     rig.sink.measure_latency(expected.clone(), events.len());
+    let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
     let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -145,6 +150,31 @@ async fn latency_at(rate: f64, seconds: u64) -> Latency {
         .collect();
     router_us.sort_unstable();
     let router_ms = |p: f64| percentile(&router_us, p) as f64 / 1000.0;
+    // Send → the broker appending the event (its LogAppendTime).
+    let index: std::collections::HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let appended = tokio::task::block_in_place(|| {
+        rig.kafka.read_topic(
+            &rig.events_topic,
+            herald_kafka::testkit::Isolation::ReadCommitted,
+            ids.len(),
+            Duration::from_secs(60),
+        )
+    });
+    let mut append_us: Vec<u64> = appended
+        .iter()
+        .filter_map(|r| {
+            let id = r.headers.iter().find(|(k, _)| k == "ce_id")?.1.as_deref()?;
+            let i = *index.get(std::str::from_utf8(id).ok()?)?;
+            let sent = rig.sink.sent_wall_ms(i)?;
+            Some(((r.timestamp_ms? as f64 - sent).max(0.0) * 1000.0) as u64)
+        })
+        .collect();
+    append_us.sort_unstable();
+    let append_ms = |p: f64| percentile(&append_us, p) as f64 / 1000.0;
     Latency {
         rate,
         notifications: latencies.len(),
@@ -154,6 +184,8 @@ async fn latency_at(rate: f64, seconds: u64) -> Latency {
         max_ms: ms(1.0),
         router_p50_ms: router_ms(0.5),
         router_p99_ms: router_ms(0.99),
+        append_p50_ms: append_ms(0.5),
+        append_p99_ms: append_ms(0.99),
         transaction_p50_ms: transactions.0,
         transaction_p99_ms: transactions.1,
     }
@@ -258,6 +290,14 @@ fn main() {
         );
         report.row(
             format!(
+                "    of which send → the broker appends the event at {} events/s: p50 / p99 (ms, whole ms)",
+                thousands(l.rate as i64)
+            ),
+            format!("{:.0} / {:.0}", l.append_p50_ms, l.append_p99_ms),
+            "",
+        );
+        report.row(
+            format!(
                 "  router transactions at {} events/s, begin → commit: p50 / p99 at most (ms)",
                 thousands(l.rate as i64)
             ),
@@ -299,6 +339,7 @@ fn main() {
                 "rate_per_second": l.rate, "notifications": l.notifications,
                 "p50_ms": l.p50_ms, "p99_ms": l.p99_ms, "p999_ms": l.p999_ms, "max_ms": l.max_ms,
                 "router_p50_ms": l.router_p50_ms, "router_p99_ms": l.router_p99_ms,
+                "append_p50_ms": l.append_p50_ms, "append_p99_ms": l.append_p99_ms,
                 "transaction_p50_ms_at_most": l.transaction_p50_ms,
                 "transaction_p99_ms_at_most": l.transaction_p99_ms,
             }))

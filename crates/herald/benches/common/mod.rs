@@ -50,7 +50,15 @@ impl Rig {
     pub(crate) async fn new(name: &str) -> Self {
         let kafka = TestKafka::with_brokers(&brokers(), name);
         let names = TopicNames::with_prefix(kafka.prefix()).expect("a topic prefix");
-        let events_topic = kafka.create_topic("events.bench", PARTITIONS).await;
+        // The broker stamps each event as it appends it, so that the e2e benchmark can split
+        // the router's share of the latency at the broker.
+        let events_topic = kafka.topic("events.bench");
+        kafka
+            .admin()
+            .ensure_topics(&[herald_kafka::TopicSpec::new(&events_topic, PARTITIONS)
+                .config("message.timestamp.type", "LogAppendTime")])
+            .await
+            .expect("creating the events topic");
         testkit::create_subscriptions_topic(&kafka, &names).await;
         let sink = Sink::start().await;
         let subs: Vec<Subscription> = (0..20)
