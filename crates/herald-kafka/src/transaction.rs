@@ -17,11 +17,17 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::watchdog::{Watchdog, exit_stuck};
 use crate::{KafkaConfig, KafkaError};
 
-/// How long a blocking transactional call may take before it counts as failed: the
-/// transaction timeout of the pipelines and workers. A call waits this long only when the
-/// broker is gone (commits take milliseconds); longer waits stacked up behind one another and
-/// kept a router idle for 20 s after a restarted broker was back (the chaos benchmark).
-pub(crate) const TXN_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// `transaction.timeout.ms` of the pipelines and workers: Kafka Streams' exactly-once default.
+/// Transactions here last milliseconds; the bound matters when the broker goes away
+/// mid-transaction: its records then time out (librdkafka caps `message.timeout.ms` at this),
+/// the transaction aborts and the producer is recreated, so a restarted broker is back in use
+/// within seconds (with 30 s, the chaos benchmark's router idled ~20 s after it was back).
+pub(crate) const DEFAULT_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a blocking call on a running transaction may take before it counts as failed:
+/// the transaction timeout. A call waits this long only when the broker is gone (commits take
+/// milliseconds); longer waits stacked up behind one another after a broker restart.
+pub(crate) const TXN_CALL_TIMEOUT: Duration = DEFAULT_TRANSACTION_TIMEOUT;
 
 /// How long `init_transactions` may take: on a fresh cluster the first one creates and loads
 /// the transaction state topic, which takes longer than any call on a running transaction.

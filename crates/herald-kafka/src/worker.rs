@@ -75,12 +75,7 @@ impl WorkerConfig {
             due_header: None,
             max_pending_per_partition: 1000,
             commit_interval: Duration::from_millis(100),
-            // Kafka Streams' exactly-once default. Transactions here last milliseconds; the
-            // bound matters when the broker goes away mid-transaction: its records then time
-            // out (librdkafka caps `message.timeout.ms` at this), the transaction aborts and
-            // the producer is recreated, so a restarted broker is back in use within seconds
-            // instead of after 30 s more of waiting (the chaos benchmark's broker run).
-            transaction_timeout: Duration::from_secs(10),
+            transaction_timeout: crate::transaction::DEFAULT_TRANSACTION_TIMEOUT,
             drain_timeout: Duration::from_secs(10),
         }
     }

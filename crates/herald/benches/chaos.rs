@@ -416,13 +416,7 @@ fn skipped(
         dead_letter_kinds: BTreeMap::new(),
         outcome: Outcome {
             expected: expected.len(),
-            delivered: 0,
-            lost: 0,
-            unexpected: 0,
-            duplicate_deliveries: 0,
-            duplicates_with_another_id: 0,
-            duplicate_notification_records: 0,
-            notification_records: 0,
+            ..Outcome::default()
         },
         faults: Vec::new(),
         unexpected_exits: 0,

@@ -268,42 +268,40 @@ fn main() {
         "End to end: producer → herald router → herald deliver (2 workers) → local webhook receiver, real broker",
     );
     for l in &latencies {
-        report.row(
-            format!(
-                "latency at {} events/s, {} notifications: p50 / p99 / p99.9 / max (ms)",
-                thousands(l.rate as i64),
-                thousands(l.notifications as i64)
+        let rate = thousands(l.rate as i64);
+        let rows = [
+            (
+                format!(
+                    "latency at {rate} events/s, {} notifications: p50 / p99 / p99.9 / max (ms)",
+                    thousands(l.notifications as i64)
+                ),
+                format!(
+                    "{:.1} / {:.1} / {:.1} / {:.1}",
+                    l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms
+                ),
             ),
-            format!(
-                "{:.1} / {:.1} / {:.1} / {:.1}",
-                l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms
+            (
+                format!(
+                    "  of which send → router builds the Notification at {rate} events/s: p50 / p99 (ms)"
+                ),
+                format!("{:.1} / {:.1}", l.router_p50_ms, l.router_p99_ms),
             ),
-            "",
-        );
-        report.row(
-            format!(
-                "  of which send → router builds the Notification at {} events/s: p50 / p99 (ms)",
-                thousands(l.rate as i64)
+            (
+                format!(
+                    "    of which send → the broker appends the event at {rate} events/s: p50 / p99 (ms, whole ms)"
+                ),
+                format!("{:.0} / {:.0}", l.append_p50_ms, l.append_p99_ms),
             ),
-            format!("{:.1} / {:.1}", l.router_p50_ms, l.router_p99_ms),
-            "",
-        );
-        report.row(
-            format!(
-                "    of which send → the broker appends the event at {} events/s: p50 / p99 (ms, whole ms)",
-                thousands(l.rate as i64)
+            (
+                format!(
+                    "  router transactions at {rate} events/s, begin → commit: p50 / p99 at most (ms)"
+                ),
+                format!("{:.0} / {:.0}", l.transaction_p50_ms, l.transaction_p99_ms),
             ),
-            format!("{:.0} / {:.0}", l.append_p50_ms, l.append_p99_ms),
-            "",
-        );
-        report.row(
-            format!(
-                "  router transactions at {} events/s, begin → commit: p50 / p99 at most (ms)",
-                thousands(l.rate as i64)
-            ),
-            format!("{:.0} / {:.0}", l.transaction_p50_ms, l.transaction_p99_ms),
-            "",
-        );
+        ];
+        for (measure, value) in rows {
+            report.row(measure, value, "");
+        }
     }
     report.row(
         format!(

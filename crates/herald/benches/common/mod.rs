@@ -578,7 +578,7 @@ impl SendClock {
 }
 
 /// What a run delivered against what it should have.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub(crate) struct Outcome {
     pub(crate) expected: usize,
     pub(crate) delivered: usize,
