@@ -6,13 +6,15 @@
 //! librdkafka's transactional calls block, so callers run it on a thread of their own.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::watchdog::{Watchdog, exit_stuck};
 use crate::{KafkaConfig, KafkaError};
@@ -65,7 +67,7 @@ pub(crate) struct Transactor {
     kafka: KafkaConfig,
     transactional_id: String,
     transaction_timeout: Duration,
-    producer: BaseProducer,
+    producer: ThreadedProducer<Deliveries>,
     /// Ends the process when a commit hangs past every timeout (see [`crate::watchdog`]).
     watchdog: Watchdog,
 }
@@ -149,6 +151,7 @@ impl Transactor {
         group: Option<&ConsumerGroupMetadata>,
     ) -> Result<(), RdKafkaError> {
         self.producer.begin_transaction()?;
+        let reported_before = self.producer.context().reported.load(Ordering::SeqCst);
         for out in outputs {
             self.send(out)?;
         }
@@ -161,7 +164,7 @@ impl Transactor {
             self.producer
                 .send_offsets_to_transaction(&tpl, group, TXN_CALL_TIMEOUT)?;
         }
-        self.await_deliveries();
+        self.await_deliveries(reported_before + outputs.len() as u64);
         let mut retries = 0;
         loop {
             match self.producer.commit_transaction(TXN_CALL_TIMEOUT) {
@@ -175,17 +178,39 @@ impl Transactor {
         }
     }
 
-    /// Serves delivery reports until every record of the transaction is acknowledged.
+    /// Waits until every record of the transaction is acknowledged: until the delivery
+    /// reports counted reach `reports`, then until librdkafka has released the last of them.
     ///
-    /// `commit_transaction` flushes by itself, but rust-rdkafka's producer takes delivery
-    /// reports as events that only `poll` consumes, and librdkafka's flush then waits in
-    /// 100 ms steps: every commit took ~101 ms however small the transaction. Draining the
-    /// reports here first brought begin→commit down to a few milliseconds (the router
-    /// benchmark measures it). Failed deliveries still fail the commit, which aborts.
-    fn await_deliveries(&self) {
+    /// `commit_transaction` flushes by itself, but rust-rdkafka's flush serves delivery
+    /// reports in 100 ms polls: every commit took ~101 ms however small the transaction.
+    /// Polling in 1 ms steps instead spun the CPU (rust-rdkafka rounds the rest of a poll's
+    /// timeout down to whole milliseconds, so the last one never blocks): a third of the
+    /// router's CPU went to `clock_gettime`, on cores it shares with its routing threads.
+    /// Here the producer's own thread serves the reports and the last expected one wakes
+    /// this thread. Failed deliveries still fail the commit, which aborts.
+    fn await_deliveries(&self, reports: u64) {
         let deadline = Instant::now() + TXN_CALL_TIMEOUT;
+        let deliveries = self.producer.context();
+        deliveries.wake_at.store(reports, Ordering::SeqCst);
+        let mut guard = deliveries.lock.lock().unwrap_or_else(|e| e.into_inner());
+        while deliveries.reported.load(Ordering::SeqCst) < reports {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            guard = deliveries
+                .arrived
+                .wait_timeout(guard, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        drop(guard);
+        deliveries.wake_at.store(u64::MAX, Ordering::SeqCst);
+        // The report's callback runs before librdkafka frees its messages (which is what
+        // `commit_transaction`'s flush waits for): a few microseconds more. Reports of an
+        // earlier, aborted transaction counted here would end the wait above early; this
+        // loop then waits for the rest.
         while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
-            self.producer.poll(Duration::from_millis(1));
+            std::thread::sleep(Duration::from_micros(50));
         }
     }
 
@@ -208,8 +233,9 @@ impl Transactor {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
                 Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // The producer's thread frees room as reports arrive.
                     record = back;
-                    self.producer.poll(Duration::from_millis(10));
+                    std::thread::sleep(Duration::from_millis(1));
                 }
                 Err((e, _)) => return Err(e),
             }
@@ -236,12 +262,49 @@ impl Transactor {
     }
 }
 
+/// Counts delivery reports (served on the producer's own thread) and wakes the committing
+/// thread when the count it waits for is reached.
+pub(crate) struct Deliveries {
+    /// Reports served since the producer was created.
+    reported: AtomicU64,
+    /// The count at which to wake the committing thread; `u64::MAX` when nobody waits.
+    wake_at: AtomicU64,
+    lock: Mutex<()>,
+    arrived: Condvar,
+}
+
+impl Default for Deliveries {
+    fn default() -> Self {
+        Self {
+            reported: AtomicU64::new(0),
+            wake_at: AtomicU64::new(u64::MAX),
+            lock: Mutex::new(()),
+            arrived: Condvar::new(),
+        }
+    }
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _result: &DeliveryResult<'_>, _opaque: ()) {
+        let reported = self.reported.fetch_add(1, Ordering::SeqCst) + 1;
+        if reported >= self.wake_at.load(Ordering::SeqCst) {
+            // Taking the lock orders this after the waiter's check: no lost wake-up.
+            let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.arrived.notify_all();
+        }
+    }
+}
+
 fn create_producer(
     kafka: &KafkaConfig,
     transactional_id: &str,
     transaction_timeout: Duration,
-) -> Result<BaseProducer, KafkaError> {
-    let producer: BaseProducer = kafka
+) -> Result<ThreadedProducer<Deliveries>, KafkaError> {
+    let producer: ThreadedProducer<Deliveries> = kafka
         .client_config()
         .set("transactional.id", transactional_id)
         .set(
@@ -251,7 +314,7 @@ fn create_producer(
         .set("linger.ms", "5")
         .set("compression.type", "lz4")
         .set("queue.buffering.max.messages", "1000000")
-        .create()?;
+        .create_with_context(Deliveries::default())?;
     producer.init_transactions(INIT_TIMEOUT)?;
     Ok(producer)
 }
