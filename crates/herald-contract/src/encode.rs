@@ -28,7 +28,7 @@ pub struct EncodeError {
     pub message: String,
 }
 
-fn fail<T>(path: &str, message: impl Into<String>) -> Result<T, EncodeError> {
+pub(crate) fn fail<T>(path: &str, message: impl Into<String>) -> Result<T, EncodeError> {
     Err(EncodeError {
         path: path.to_owned(),
         message: message.into(),
