@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use herald_contract::{Catalog, Decoder, RecordCodec, RegistryClient, RegistryConfig};
+use herald_contract::{Catalog, Decoder, RegistryClient, RegistryConfig};
 use herald_core::subscription::KNOWN_CHANNELS;
 use herald_core::topics::{ChannelName, TopicNames};
 use herald_kafka::{Admin, Pipeline, PipelineConfig, TopicSpec};
@@ -137,18 +137,14 @@ impl Router {
         pipeline_config.max_batch_records = self.config.max_batch_records;
         pipeline_config.max_batch_wait = Duration::from_millis(self.config.max_batch_wait_ms);
         let mut pipeline = Pipeline::new(&self.config.kafka, pipeline_config)?;
-        let mut processor = RouteProcessor {
-            decoder: self.decoder,
+        let mut processor = RouteProcessor::new(
+            self.decoder,
             store,
-            names: self.names,
-            codec: RecordCodec::notification(),
-            metrics: self.metrics,
+            self.names,
+            self.metrics,
             runtime,
-            next_pause: Duration::from_millis(500),
-            threads: self.config.route_threads,
-            gate: None,
-            id_salt: None,
-        };
+            self.config.route_threads,
+        );
         tracing::info!(topics = ?self.config.source_topics, "routing");
         let result = pipeline.run(&mut processor, &stop);
         stop.store(true, Ordering::SeqCst);

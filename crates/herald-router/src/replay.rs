@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use herald_contract::RecordCodec;
 use herald_kafka::reader::Isolation;
 use herald_kafka::{BatchProcessor, RecordProducer, WindowReader};
 
@@ -84,20 +83,18 @@ impl Router {
             })?,
         };
         let dlq = self.names.router_dlq();
-        let mut processor = RouteProcessor {
-            decoder: self.decoder,
+        let mut processor = RouteProcessor::new(
+            self.decoder,
             store,
-            names: self.names,
-            codec: RecordCodec::notification(),
-            metrics: self.metrics,
-            runtime: runtime.clone(),
-            next_pause: Duration::from_millis(500),
-            threads: self.config.route_threads,
-            gate: Some(request.gate.clone()),
-            id_salt: request
-                .fresh_ids
-                .then(|| format!("replay-{}", herald_core::time::now_ms())),
-        };
+            self.names,
+            self.metrics,
+            runtime.clone(),
+            self.config.route_threads,
+        );
+        processor.gate = Some(request.gate.clone());
+        processor.id_salt = request
+            .fresh_ids
+            .then(|| format!("replay-{}", herald_core::time::now_ms()));
         let mut reader = WindowReader::open(
             &self.config.kafka,
             &request.topic,
