@@ -77,10 +77,10 @@ impl TenantBuckets {
         self.every_tenant.is_empty() && self.by_tenant.is_empty()
     }
 
-    fn collect(&self, tenant: Option<&str>, out: &mut Vec<Arc<CompiledSubscription>>) {
-        out.extend(self.every_tenant.values().cloned());
+    fn collect<'s>(&'s self, tenant: Option<&str>, out: &mut Vec<&'s Arc<CompiledSubscription>>) {
+        out.extend(self.every_tenant.values());
         if let Some(bucket) = tenant.and_then(|t| self.by_tenant.get(t)) {
-            out.extend(bucket.values().cloned());
+            out.extend(bucket.values());
         }
     }
 }
@@ -195,15 +195,22 @@ impl SubscriptionIndex {
 
     /// The enabled subscriptions an event concerns before filters, each once, in id order.
     pub fn candidates(&self, event: &EventFacts<'_>) -> Vec<Arc<CompiledSubscription>> {
+        self.candidates_borrowed(event)
+            .into_iter()
+            .cloned()
+            .collect()
+    }
+
+    /// [`SubscriptionIndex::candidates`], borrowed from the index: the router routes each
+    /// event under the index's read lock, so it need not touch the reference counts, which
+    /// its routing threads would otherwise contend on for every event.
+    pub fn candidates_borrowed(&self, event: &EventFacts<'_>) -> Vec<&Arc<CompiledSubscription>> {
         let mut out = Vec::new();
         if let Some(channel) = event.broadcast {
             // One notification per app per channel: the app's first subscription there.
             for (name, apps) in &self.by_channel {
                 if channel == "*" || channel == name {
-                    out.extend(
-                        apps.values()
-                            .filter_map(|subs| subs.values().next().cloned()),
-                    );
+                    out.extend(apps.values().filter_map(|subs| subs.values().next()));
                 }
             }
         } else if let Some(app) = event.recipient {
@@ -211,8 +218,7 @@ impl SubscriptionIndex {
                 out.extend(
                     subs.values()
                         .filter(|s| s.patterns.iter().any(|p| p.matches(event.event_type)))
-                        .filter(|s| tenant_admits(s, event.tenant))
-                        .cloned(),
+                        .filter(|s| tenant_admits(s, event.tenant)),
                 );
             }
         } else {
@@ -227,8 +233,10 @@ impl SubscriptionIndex {
             self.any.collect(event.tenant, &mut out);
         }
         // A subscription with two matching patterns (order.* and order.paid) counts once.
-        out.sort_by(|a, b| a.spec.subscription_id.cmp(&b.spec.subscription_id));
-        out.dedup_by(|a, b| a.spec.subscription_id == b.spec.subscription_id);
+        if out.len() > 1 {
+            out.sort_unstable_by(|a, b| a.spec.subscription_id.cmp(&b.spec.subscription_id));
+            out.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        }
         out
     }
 }

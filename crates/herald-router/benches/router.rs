@@ -6,7 +6,10 @@
 //! protocol); the passthrough copies each record to one output topic, the router decodes,
 //! matches 1,000 tenant-scoped subscriptions with CEL filters, transforms and writes
 //! Notifications. Each rate is measured in-process from the first committed transaction to
-//! the last (start-up and group join excluded).
+//! the last (start-up and group join excluded). The routing step alone (the router's
+//! processor on the first 100,000 events, no Kafka, 1 and 2 threads) is measured first: it
+//! is the router's CPU ceiling, and shows how much of the gap is the broker's share of the
+//! cores.
 //!
 //! Run: `scripts/services up && cargo bench -p herald-router --bench router`
 //! (`HERALD_BENCH_EVENTS`, default 200000; `HERALD_BROKERS`, default 127.0.0.1:9092).
@@ -135,6 +138,11 @@ fn main() {
     let fan_out = sample.values().sum::<usize>() as f64 / events.len().min(10_000) as f64;
     let mean_bytes = events.iter().map(|e| e.value.len()).sum::<usize>() as f64 / total as f64;
     eprintln!("produced in {:.1} s", produced_at.elapsed().as_secs_f64());
+    // The routing step alone first, while the broker idles: the router's CPU ceiling.
+    let step_events = &events[..events.len().min(100_000)];
+    let (step_1, _) = testkit::routing_step_rate(&subs, step_events, 1, 3);
+    let (step_2, _) = testkit::routing_step_rate(&subs, step_events, 2, 3);
+    eprintln!("routing step alone: {step_1:.0} events/s on 1 thread, {step_2:.0} on 2");
     drop(events);
 
     // 1. The passthrough.
@@ -211,6 +219,17 @@ fn main() {
         ">= 0.70",
     );
     report.row(
+        "routing step alone, no Kafka: 1 thread / 2 threads (events/s)",
+        format!(
+            "{} / {} ({:.2} / {:.2} us per event per thread)",
+            thousands(step_1 as i64),
+            thousands(step_2 as i64),
+            1e6 / step_1,
+            2e6 / step_2
+        ),
+        "",
+    );
+    report.row(
         "notifications written (per event)",
         format!(
             "{} ({:.2}; oracle on the first 10,000: {fan_out:.2})",
@@ -241,6 +260,14 @@ fn main() {
         serde_json::json!(routed.per_second()),
     );
     report.field("ratio", serde_json::json!(ratio));
+    report.field(
+        "routing_step_events_per_second_1_thread",
+        serde_json::json!(step_1),
+    );
+    report.field(
+        "routing_step_events_per_second_2_threads",
+        serde_json::json!(step_2),
+    );
     report.field("notifications", serde_json::json!(notifications));
     report.field("fan_out_per_event", serde_json::json!(fan_out));
     report.finish();

@@ -244,32 +244,36 @@ impl RouteProcessor {
             recipient: event.recipient.as_deref(),
             broadcast: event.attributes.extension("broadcast"),
         };
-        let candidates = self.store.read(|index| index.candidates(&facts));
-        if candidates.is_empty() {
-            self.metrics.matches_per_event.observe(0.0);
-            return Vec::new();
-        }
-        let envelope = envelope(event, record);
-        // Filters share one conversion of the event, made only if some candidate filters.
-        let mut filter_input: Option<FilterInput> = None;
-        let mut results = Vec::new();
-        for sub in candidates {
-            if let (Some(filter), None) = (&sub.filter, &facts.broadcast) {
-                let input = filter_input.get_or_insert_with(|| FilterInput::new(&envelope));
-                match filter.matches(input) {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(error) => {
-                        self.metrics.filter_errors.inc();
-                        tracing::debug!(%error, subscription = %sub.spec.subscription_id, "filter error; no match");
-                        continue;
+        // Routed under the index's read lock, so the candidates are borrowed (see
+        // `candidates_borrowed`); a subscription change waits the few microseconds this takes.
+        self.store.read(|index| {
+            let candidates = index.candidates_borrowed(&facts);
+            if candidates.is_empty() {
+                self.metrics.matches_per_event.observe(0.0);
+                return Vec::new();
+            }
+            let envelope = envelope(event, record);
+            // Filters share one conversion of the event, made only if some candidate filters.
+            let mut filter_input: Option<FilterInput> = None;
+            let mut results = Vec::new();
+            for sub in candidates {
+                if let (Some(filter), None) = (&sub.filter, &facts.broadcast) {
+                    let input = filter_input.get_or_insert_with(|| FilterInput::new(&envelope));
+                    match filter.matches(input) {
+                        Ok(true) => {}
+                        Ok(false) => continue,
+                        Err(error) => {
+                            self.metrics.filter_errors.inc();
+                            tracing::debug!(%error, subscription = %sub.spec.subscription_id, "filter error; no match");
+                            continue;
+                        }
                     }
                 }
+                results.push(self.notification(event, record, &envelope, sub));
             }
-            results.push(self.notification(event, record, &envelope, &sub));
-        }
-        self.metrics.matches_per_event.observe(results.len() as f64);
-        results
+            self.metrics.matches_per_event.observe(results.len() as f64);
+            results
+        })
     }
 
     fn notification(

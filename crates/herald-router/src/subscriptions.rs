@@ -22,6 +22,15 @@ impl SubscriptionStore {
         f(&self.index.read().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// Adds or replaces a compiled subscription (the test kit fills stores directly).
+    #[cfg(feature = "testkit")]
+    pub(crate) fn upsert(&self, sub: Arc<herald_core::subscription::CompiledSubscription>) {
+        self.index
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .upsert(sub);
+    }
+
     /// A store holding only subscription `id` of this one, if it is here.
     pub fn only(&self, id: &str) -> Option<SubscriptionStore> {
         let sub = self.read(|index| index.get(id).cloned())?;
