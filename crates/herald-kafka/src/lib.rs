@@ -39,7 +39,9 @@ pub use admin::{Admin, ClusterInfo, TopicChange, TopicOutcome, TopicSpec};
 pub use config::KafkaConfig;
 pub use error::KafkaError;
 pub use follow::TopicFollower;
-pub use pipeline::{BatchOutcome, BatchProcessor, Pipeline, PipelineConfig};
+pub use pipeline::{
+    BatchOutcome, BatchProcessor, DEFAULT_MAX_BATCH_RECORDS, Pipeline, PipelineConfig,
+};
 pub use producer::{Landed, RecordProducer};
 pub use reader::ReadRecord;
 pub use transaction::{CommitStats, OutRecord};

@@ -59,14 +59,22 @@ pub struct PipelineConfig {
     pub group_instance_id: Option<String>,
 }
 
+/// The most records one transaction covers by default. A transaction costs about the same
+/// whatever its size: a produce request and a commit marker per output partition, the
+/// coordinator's round trips. With a backlog, 10,000-record transactions let the router keep
+/// up with a raw passthrough (ratio 0.82–0.89 against 0.54–0.79 with 2,000 in the router
+/// benchmark); with a trickle of events `max_batch_wait` closes each batch long before.
+pub const DEFAULT_MAX_BATCH_RECORDS: usize = 10_000;
+
 impl PipelineConfig {
-    /// Defaults suited to Herald's services: batches of up to 2,000 records or 20 ms.
+    /// Defaults suited to Herald's services: batches of up to
+    /// [`DEFAULT_MAX_BATCH_RECORDS`] records or 20 ms.
     pub fn new(group_id: &str, transactional_id: &str, topics: Vec<String>) -> Self {
         Self {
             group_id: group_id.to_owned(),
             transactional_id: transactional_id.to_owned(),
             topics,
-            max_batch_records: 2000,
+            max_batch_records: DEFAULT_MAX_BATCH_RECORDS,
             max_batch_wait: Duration::from_millis(20),
             transaction_timeout: crate::transaction::DEFAULT_TRANSACTION_TIMEOUT,
             group_protocol: "consumer".to_owned(),

@@ -45,7 +45,7 @@ impl RouterConfig {
             registry_url: None,
             schemas_dir: None,
             instance_id: "0".to_owned(),
-            max_batch_records: 2000,
+            max_batch_records: herald_kafka::DEFAULT_MAX_BATCH_RECORDS,
             max_batch_wait_ms: 20,
             notify_partitions: 6,
             route_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -31,7 +31,7 @@ pub(crate) struct RouterArgs {
     #[arg(long)]
     schemas: Option<PathBuf>,
     /// The most events one transaction covers.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = herald_kafka::DEFAULT_MAX_BATCH_RECORDS)]
     max_batch: usize,
     /// Partitions of the notify and DLQ topics created when missing.
     #[arg(long, default_value_t = 6)]
