@@ -459,7 +459,7 @@ fn the_example_configuration_is_what_herald_config_example_prints() {
         assert!(parsed.contains_key(section), "[{section}] missing");
     }
     for setting in [
-        "# max_batch = 10000",
+        "# max_batch = 5000",
         "# retry_schedule_ms = []",
         "# operator_token = \"\"",
         "# visibility_timeout_ms = 30000",
