@@ -64,7 +64,7 @@ pub struct PipelineConfig {
 /// coordinator's round trips. With a backlog, 5,000-record transactions let the router keep
 /// up with a raw passthrough (router benchmark: ratio 0.80–0.87, against 0.54–0.79 with
 /// 2,000); 10,000 gained little more (0.82–0.89). The cost is memory: the router's peak RSS
-/// draining a 1,000,000-event backlog was 167 MiB at 2,000, 218–226 at 5,000 and 275–308 at
+/// draining a 1,000,000-event backlog was 167 MiB at 2,000, 218–233 at 5,000 and 275–308 at
 /// 10,000. With a trickle of events `max_batch_wait` closes each batch first.
 pub const DEFAULT_MAX_BATCH_RECORDS: usize = 5_000;
 

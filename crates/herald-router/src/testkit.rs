@@ -437,7 +437,8 @@ impl RunningRouter {
 
 /// The routing step alone, without Kafka: `events` decoded, matched against `subscriptions`,
 /// filtered, transformed and encoded as Notifications by the router's own processor on
-/// `threads` threads, in batches of 2,000 as the pipeline hands them over. Returns events
+/// `threads` threads, in batches of [`herald_kafka::DEFAULT_MAX_BATCH_RECORDS`] as the
+/// pipeline hands them over under a backlog. Returns events
 /// per second over `rounds` passes after one warm-up pass, and the notifications per pass.
 /// The router benchmark reports it next to the Kafka figures: it is the router's CPU ceiling
 /// on the machine.
@@ -489,7 +490,7 @@ pub fn routing_step_rate(
     );
     let pass = |processor: &mut crate::route::RouteProcessor| {
         records
-            .chunks(2000)
+            .chunks(herald_kafka::DEFAULT_MAX_BATCH_RECORDS)
             .map(|batch| processor.process(batch).outputs.len())
             .sum::<usize>()
     };
